@@ -1,0 +1,30 @@
+//! What every OMS service stands on.
+//!
+//! * [`config`] — flags and `OMS_*` environment variables shared by every service.
+//! * [`telemetry`] — `tracing` setup (pretty or JSON) and request ids.
+//! * [`db`] — sea-orm connections to SQLite or PostgreSQL and migrations at start.
+//! * [`bus`] — the event bus trait with NATS JetStream and in-process implementations.
+//! * [`outbox`] — the transactional outbox and the relay that publishes it.
+//! * [`consumer`] — idempotent consumers (each event applied once).
+//! * [`server`] — the gRPC server bootstrap: health, reflection, gRPC-web, metrics, drain.
+//! * [`metrics`] — the Prometheus endpoint.
+//! * [`error`] — the one error type and its mapping to `tonic::Status`.
+//! * [`events`] — building event envelopes.
+//! * [`runtime`] — what a running service gets from its host process.
+
+pub mod bus;
+pub mod config;
+pub mod consumer;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod metrics;
+pub mod migration;
+pub mod outbox;
+pub mod runtime;
+pub mod server;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::ApiError;

@@ -1,0 +1,106 @@
+//! The tables the platform keeps in every service's database: the outbox, the relay lease and
+//! the processed-event log of idempotent consumers. Each service lists
+//! [`PlatformTables`] first in its migrator.
+
+use sea_orm_migration::{prelude::*, schema::*};
+
+/// Creates `outbox`, `relay_lease` and `processed_events`.
+#[derive(DeriveMigrationName)]
+pub struct PlatformTables;
+
+#[derive(DeriveIden)]
+enum Outbox {
+    Table,
+    Id,
+    EventId,
+    Subject,
+    Payload,
+    CreatedAt,
+    PublishedAt,
+}
+
+#[derive(DeriveIden)]
+enum RelayLease {
+    Table,
+    Name,
+    Holder,
+    ExpiresAt,
+}
+
+#[derive(DeriveIden)]
+enum ProcessedEvents {
+    Table,
+    Consumer,
+    EventId,
+    Outcome,
+    ProcessedAt,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for PlatformTables {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Outbox::Table)
+                    .if_not_exists()
+                    .col(big_pk_auto(Outbox::Id))
+                    .col(string_len_uniq(Outbox::EventId, 64))
+                    .col(string_len(Outbox::Subject, 255))
+                    .col(blob(Outbox::Payload))
+                    .col(timestamp_with_time_zone(Outbox::CreatedAt))
+                    .col(timestamp_with_time_zone_null(Outbox::PublishedAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .if_not_exists()
+                    .name("outbox_published_at")
+                    .table(Outbox::Table)
+                    .col(Outbox::PublishedAt)
+                    .col(Outbox::Id)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(RelayLease::Table)
+                    .if_not_exists()
+                    .col(string_len(RelayLease::Name, 64).primary_key())
+                    .col(string_len(RelayLease::Holder, 64))
+                    .col(timestamp_with_time_zone(RelayLease::ExpiresAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(ProcessedEvents::Table)
+                    .if_not_exists()
+                    .col(string_len(ProcessedEvents::Consumer, 64))
+                    .col(string_len(ProcessedEvents::EventId, 64))
+                    .col(string_len(ProcessedEvents::Outcome, 512))
+                    .col(timestamp_with_time_zone(ProcessedEvents::ProcessedAt))
+                    .primary_key(
+                        Index::create()
+                            .col(ProcessedEvents::Consumer)
+                            .col(ProcessedEvents::EventId),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .if_not_exists()
+                    .name("processed_events_processed_at")
+                    .table(ProcessedEvents::Table)
+                    .col(ProcessedEvents::ProcessedAt)
+                    .to_owned(),
+            )
+            .await
+    }
+}
