@@ -1,1 +1,43 @@
-fn main() {}
+//! `oms`: one binary for the whole OMS mesh.
+//!
+//! * `oms` / `oms dev` — the gateway and the four services in one process, on SQLite files
+//!   under `./.oms/` and the in-process bus (or NATS with `--nats-url`).
+//! * `oms serve <gateway|order|inventory|fulfillment|tracking>` — one service, configured by
+//!   flags and `OMS_*` variables (one Kubernetes Deployment each).
+
+mod dev;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use oms_platform::config::{MetricsArgs, TelemetryArgs};
+
+/// The mobile order-management mesh.
+#[derive(Parser, Debug)]
+#[command(name = "oms", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
+    #[command(flatten)]
+    metrics: MetricsArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the gateway and all four services in one process (the default).
+    Dev(dev::DevArgs),
+    /// Run one service, as a Kubernetes Deployment does.
+    Serve(serve::ServeArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    oms_platform::telemetry::init(&cli.telemetry)?;
+    match cli.command {
+        Some(Command::Serve(args)) => serve::run(args, &cli.metrics).await,
+        Some(Command::Dev(args)) => dev::run(args, &cli.metrics).await,
+        None => dev::run(dev::DevArgs::from_env(), &cli.metrics).await,
+    }
+}

@@ -8,9 +8,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 /// Where a service keeps its state.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DatabaseArgs {
-    /// `sqlite://path/to/file.db` (created if missing) or `postgres://user@host/db`.
+    /// `sqlite://path/to/file.db` (created if missing) or `postgres://user@host/db`;
+    /// default: a SQLite file under `./.oms/`.
     #[arg(long = "database-url", env = "OMS_DATABASE_URL")]
-    pub url: String,
+    pub url: Option<String>,
     /// Connection pool size (PostgreSQL; SQLite always uses one writer).
     #[arg(
         long = "database-max-connections",
@@ -27,10 +28,20 @@ impl DatabaseArgs {
     /// Defaults for a URL (what `oms dev` and tests use).
     pub fn new(url: impl Into<String>) -> Self {
         Self {
-            url: url.into(),
+            url: Some(url.into()),
             max_connections: 16,
             acquire_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+impl DatabaseArgs {
+    /// The configured URL, or the SQLite file `./.oms/<service>.db`.
+    pub fn url_or_default(&self, service: &str) -> String {
+        self.url
+            .clone()
+            .filter(|url| !url.trim().is_empty())
+            .unwrap_or_else(|| format!("sqlite://{}/{service}.db", default_data_dir().display()))
     }
 }
 
@@ -76,10 +87,10 @@ impl Default for BusArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub struct TelemetryArgs {
     /// `pretty` for people, `json` for log pipelines.
-    #[arg(long = "log-format", env = "OMS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    #[arg(long = "log-format", env = "OMS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
     pub log_format: LogFormat,
     /// `tracing` filter directives, e.g. `info,oms_inventory_svc=debug`.
-    #[arg(long = "log", env = "OMS_LOG", default_value = "info")]
+    #[arg(long = "log", env = "OMS_LOG", default_value = "info", global = true)]
     pub log_filter: String,
 }
 
@@ -139,25 +150,31 @@ impl ServerArgs {
 /// The Prometheus endpoint (one per process).
 #[derive(clap::Args, Debug, Clone)]
 pub struct MetricsArgs {
-    /// Address of the Prometheus `/metrics` listener; `off` disables it.
+    /// Address of the Prometheus `/metrics` listener, `off` to disable; default port 9464 on
+    /// all interfaces (on loopback under `oms dev`).
     #[arg(
+        id = "metrics_listen",
         long = "metrics-listen",
         env = "OMS_METRICS_LISTEN",
-        default_value = "0.0.0.0:9464"
+        global = true
     )]
-    pub listen: String,
+    pub listen: Option<String>,
 }
 
+/// The Prometheus port of every process.
+pub const METRICS_PORT: u16 = 9464;
+
 impl MetricsArgs {
-    /// The address to listen on, or `None` when disabled.
-    pub fn address(&self) -> Result<Option<SocketAddr>, String> {
-        if self.listen.eq_ignore_ascii_case("off") {
-            return Ok(None);
+    /// The address to listen on (`default` when not configured), or `None` when disabled.
+    pub fn address(&self, default: SocketAddr) -> Result<Option<SocketAddr>, String> {
+        match self.listen.as_deref().map(str::trim) {
+            None | Some("") => Ok(Some(default)),
+            Some(off) if off.eq_ignore_ascii_case("off") => Ok(None),
+            Some(text) => text
+                .parse()
+                .map(Some)
+                .map_err(|e| format!("--metrics-listen {text:?}: {e}")),
         }
-        self.listen
-            .parse()
-            .map(Some)
-            .map_err(|e| format!("--metrics-listen {:?}: {e}", self.listen))
     }
 }
 
@@ -191,17 +208,20 @@ mod tests {
 
     #[test]
     fn metrics_can_be_switched_off() {
+        let default = SocketAddr::from(([127, 0, 0, 1], METRICS_PORT));
+        let unset = MetricsArgs { listen: None };
+        assert_eq!(unset.address(default).unwrap(), Some(default));
         let off = MetricsArgs {
-            listen: "off".into(),
+            listen: Some("off".into()),
         };
-        assert_eq!(off.address().unwrap(), None);
+        assert_eq!(off.address(default).unwrap(), None);
         let on = MetricsArgs {
-            listen: "127.0.0.1:9464".into(),
+            listen: Some("0.0.0.0:9000".into()),
         };
-        assert!(on.address().unwrap().is_some());
+        assert_eq!(on.address(default).unwrap().unwrap().port(), 9000);
         let bad = MetricsArgs {
-            listen: "nine".into(),
+            listen: Some("nine".into()),
         };
-        assert!(bad.address().is_err());
+        assert!(bad.address(default).is_err());
     }
 }

@@ -54,7 +54,7 @@ pub enum DbStartError {
 
 /// Connects to the database named by `args.url`, creating a SQLite file if needed.
 pub async fn connect(args: &DatabaseArgs) -> Result<DatabaseConnection, DbStartError> {
-    let url = args.url.trim();
+    let url = args.url.as_deref().unwrap_or_default().trim();
     let shown = redact(url);
     let backend =
         backend_of(url).ok_or_else(|| DbStartError::UnsupportedUrl { url: shown.clone() })?;
@@ -116,7 +116,7 @@ pub async fn connect_and_migrate<M: MigratorTrait>(
     let db = connect(args).await?;
     migrate::<M>(&db).await.map_err(|e| match e {
         DbStartError::Migrate { source, .. } => DbStartError::Migrate {
-            url: redact(&args.url),
+            url: redact(args.url.as_deref().unwrap_or_default()),
             source,
         },
         other => other,

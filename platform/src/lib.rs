@@ -4,6 +4,7 @@
 //! * [`telemetry`] — `tracing` setup (pretty or JSON) and request ids.
 //! * [`db`] — sea-orm connections to SQLite or PostgreSQL and migrations at start.
 //! * [`bus`] — the event bus trait with NATS JetStream and in-process implementations.
+//! * [`client`] — channels to peer services.
 //! * [`outbox`] — the transactional outbox and the relay that publishes it.
 //! * [`consumer`] — idempotent consumers (each event applied once).
 //! * [`server`] — the gRPC server bootstrap: health, reflection, gRPC-web, metrics, drain.
@@ -13,6 +14,7 @@
 //! * [`runtime`] — what a running service gets from its host process.
 
 pub mod bus;
+pub mod client;
 pub mod config;
 pub mod consumer;
 pub mod db;

@@ -5,8 +5,13 @@
 use sea_orm_migration::{prelude::*, schema::*};
 
 /// Creates `outbox`, `relay_lease` and `processed_events`.
-#[derive(DeriveMigrationName)]
 pub struct PlatformTables;
+
+impl MigrationName for PlatformTables {
+    fn name(&self) -> &str {
+        "m0001_platform_tables"
+    }
+}
 
 #[derive(DeriveIden)]
 enum Outbox {

@@ -6,13 +6,18 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
+use sea_orm::DatabaseConnection;
+use sea_orm_migration::MigratorTrait;
 use tokio::task::JoinHandle;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tonic::service::Routes;
 
 use crate::{
     bus::{BusError, EventBus},
-    db::DbStartError,
-    server::ServeError,
+    config::{DatabaseArgs, ServerArgs},
+    db::{self, DbStartError},
+    outbox::{self, Outbox, Relay, RelayConfig},
+    server::{self, ServeError, ServeOptions},
 };
 
 /// Shared by every service of one process.
@@ -31,6 +36,63 @@ impl ServiceContext {
             bus,
             shutdown: CancellationToken::new(),
         }
+    }
+}
+
+impl ServiceContext {
+    /// Connects the service's database, runs its migrations and starts its outbox relay on
+    /// `tasks`. When the bus keeps nothing across restarts, the outbox's retention window is
+    /// re-published first (idempotent consumers skip what they already applied).
+    pub async fn open_database<M: MigratorTrait>(
+        &self,
+        service: &'static str,
+        args: &DatabaseArgs,
+        tasks: &TaskTracker,
+    ) -> Result<(DatabaseConnection, Outbox), StartError> {
+        let mut args = args.clone();
+        args.url = Some(args.url_or_default(service));
+        let db = db::connect_and_migrate::<M>(&args).await?;
+        let relay_config = RelayConfig::new(service);
+        if !self.bus.survives_restart() {
+            let retention = chrono::Duration::from_std(relay_config.retention)
+                .unwrap_or_else(|_| chrono::Duration::hours(24));
+            let resent = outbox::republish_since(&db, chrono::Utc::now() - retention)
+                .await
+                .map_err(|e| StartError::Config(format!("{service} outbox: {e}")))?;
+            if resent > 0 {
+                tracing::info!(
+                    service,
+                    resent,
+                    "re-publishing the outbox window to the fresh in-process bus"
+                );
+            }
+        }
+        let outbox = Outbox::new();
+        let relay = Relay::new(db.clone(), self.bus.clone(), outbox.clone(), relay_config);
+        tasks.spawn(relay.run(self.shutdown.clone()));
+        Ok((db, outbox))
+    }
+
+    /// Binds the service's listener (its default port unless configured) and serves `routes`
+    /// with health for `grpc_names`; background work on `tasks` is awaited at shutdown.
+    pub async fn serve(
+        &self,
+        service: &'static str,
+        args: &ServerArgs,
+        default_port: u16,
+        routes: Routes,
+        grpc_names: Vec<&'static str>,
+        tasks: TaskTracker,
+    ) -> Result<RunningService, StartError> {
+        let listener = server::bind(args.listen_or(default_port)).await?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Config(format!("{service} listener: {e}")))?;
+        let options = ServeOptions::from_args(args, grpc_names);
+        let shutdown = self.shutdown.clone();
+        let task = tokio::spawn(server::serve(listener, routes, options, shutdown));
+        tracing::info!(service, address = %local_addr, "serving");
+        Ok(RunningService::new(service, local_addr, task, tasks))
     }
 }
 

@@ -20,6 +20,7 @@ use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tower::{Layer, Service, ServiceBuilder};
 use tower_http::{
+    classify::{GrpcCode, GrpcErrorsAsFailures, SharedClassifier},
     cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
@@ -112,7 +113,7 @@ pub async fn serve(
     let layers = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
         .layer(PropagateRequestIdLayer::new(request_id))
-        .layer(TraceLayer::new_for_grpc().make_span_with(call_span))
+        .layer(TraceLayer::new(SharedClassifier::new(server_failures())).make_span_with(call_span))
         .layer(GrpcMetricsLayer)
         .option_layer(options.grpc_web.then(|| cors(&options.cors_origins)))
         .option_layer(options.grpc_web.then(tonic_web::GrpcWebLayer::new))
@@ -152,6 +153,29 @@ pub async fn serve(
             Ok(())
         }
     }
+}
+
+/// Only codes that mean "the server failed" are logged as errors; a caller's mistake or an
+/// out-of-stock answer is an ordinary outcome.
+fn server_failures() -> GrpcErrorsAsFailures {
+    [
+        GrpcCode::Cancelled,
+        GrpcCode::InvalidArgument,
+        GrpcCode::NotFound,
+        GrpcCode::AlreadyExists,
+        GrpcCode::PermissionDenied,
+        GrpcCode::ResourceExhausted,
+        GrpcCode::FailedPrecondition,
+        GrpcCode::Aborted,
+        GrpcCode::OutOfRange,
+        GrpcCode::Unimplemented,
+        GrpcCode::Unauthenticated,
+    ]
+    .into_iter()
+    .fold(
+        GrpcErrorsAsFailures::new(),
+        GrpcErrorsAsFailures::with_success,
+    )
 }
 
 fn call_span<B>(request: &Request<B>) -> tracing::Span {

@@ -293,4 +293,8 @@ impl EventBus for SwitchableBus {
     fn kind(&self) -> &'static str {
         self.inner.kind()
     }
+
+    fn survives_restart(&self) -> bool {
+        self.inner.survives_restart()
+    }
 }

@@ -314,6 +314,10 @@ impl EventBus for InProcessBus {
     fn kind(&self) -> &'static str {
         "in-process"
     }
+
+    fn survives_restart(&self) -> bool {
+        false
+    }
 }
 
 struct ConsumerLoop {

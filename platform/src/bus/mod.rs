@@ -298,6 +298,12 @@ pub trait EventBus: Send + Sync + 'static {
 
     /// A short name for logs ("jetstream", "in-process").
     fn kind(&self) -> &'static str;
+
+    /// Whether stored events survive a restart of this process. When they do not (the
+    /// in-process bus), each service re-publishes its outbox retention window at start.
+    fn survives_restart(&self) -> bool {
+        true
+    }
 }
 
 /// Connects the bus `args` describe: JetStream when a NATS URL is given, else in-process.
