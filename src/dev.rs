@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use clap::{Args, FromArgMatches, Parser};
 use oms_platform::{
     bus,
-    config::{BusArgs, DatabaseArgs, METRICS_PORT, MetricsArgs, ServerArgs},
+    config::{self, BusArgs, DatabaseArgs, METRICS_PORT, MetricsArgs, ServerArgs},
     runtime::{RunningService, ServiceContext, shutdown_on_signals},
 };
 
@@ -139,11 +139,7 @@ async fn start_all(args: &DevArgs, ctx: &ServiceContext) -> anyhow::Result<Vec<R
 
 /// A service's configuration as its flags' defaults and `OMS_*` variables give it.
 fn defaults<C: Args + FromArgMatches>() -> anyhow::Result<C> {
-    let command = C::augment_args(clap::Command::new("oms-dev"));
-    let matches = command
-        .try_get_matches_from(["oms-dev"])
-        .context("service defaults")?;
-    Ok(C::from_arg_matches(&matches)?)
+    config::defaults().context("service defaults")
 }
 
 fn place(

@@ -5,6 +5,7 @@
 //! * `oms serve <gateway|order|inventory|fulfillment|tracking>` — one service, configured by
 //!   flags and `OMS_*` variables (one Kubernetes Deployment each).
 
+mod bench;
 mod dev;
 mod serve;
 
@@ -29,6 +30,8 @@ enum Command {
     Dev(dev::DevArgs),
     /// Run one service, as a Kubernetes Deployment does.
     Serve(serve::ServeArgs),
+    /// Load-test the mesh and report throughput and latency.
+    Bench(bench::BenchArgs),
 }
 
 #[tokio::main]
@@ -38,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Serve(args)) => serve::run(args, &cli.metrics).await,
         Some(Command::Dev(args)) => dev::run(args, &cli.metrics).await,
+        Some(Command::Bench(args)) => bench::run(args).await,
         None => dev::run(dev::DevArgs::from_env(), &cli.metrics).await,
     }
 }

@@ -178,6 +178,14 @@ impl MetricsArgs {
     }
 }
 
+/// A configuration as its flags' defaults and `OMS_*` variables give it (for hosts that build
+/// service configurations in code: `oms dev`, tests).
+pub fn defaults<C: clap::Args + clap::FromArgMatches>() -> Result<C, clap::Error> {
+    let command = C::augment_args(clap::Command::new("oms"));
+    let matches = command.try_get_matches_from(["oms"])?;
+    C::from_arg_matches(&matches)
+}
+
 /// Where `oms dev` keeps its SQLite files.
 pub fn default_data_dir() -> PathBuf {
     PathBuf::from(".oms")

@@ -169,6 +169,50 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// Creates PostgreSQL database `name` through the server at `admin_url` and returns its URL.
+/// Retries while another session copies the template (concurrent CREATE DATABASE).
+pub async fn create_postgres_database(admin_url: &str, name: &str) -> Result<String, DbErr> {
+    if !crate::bus::is_subject_token(name) || name.contains(['-', ':']) {
+        return Err(DbErr::Custom(format!(
+            "{name:?} is not a plain database name"
+        )));
+    }
+    let admin = Database::connect(admin_url).await?;
+    let mut attempt = 0u64;
+    loop {
+        match admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+        {
+            Ok(_) => break,
+            Err(error) if attempt < 50 && error.to_string().contains("being accessed") => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(50 + attempt * 10)).await;
+            }
+            Err(error) => {
+                let _ = admin.close().await;
+                return Err(error);
+            }
+        }
+    }
+    let _ = admin.close().await;
+    Ok(match admin_url.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => format!("{admin_url}/{name}"),
+    })
+}
+
+/// Drops PostgreSQL database `name` (closing its sessions).
+pub async fn drop_postgres_database(admin_url: &str, name: &str) -> Result<(), DbErr> {
+    let admin = Database::connect(admin_url).await?;
+    let dropped = admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .map(|_| ());
+    let _ = admin.close().await;
+    dropped
+}
+
 /// Whether an error is a unique-constraint violation (an insert that lost a race or repeated).
 pub fn is_unique_violation(error: &DbErr) -> bool {
     matches!(

@@ -147,6 +147,9 @@ impl From<ApiError> for Status {
     }
 }
 
+/// Longest identifier accepted anywhere (SKU, location, order, user).
+pub const MAX_ID_LEN: usize = 64;
+
 /// Collects every invalid field of a request so the caller learns all of them at once.
 #[derive(Debug, Default)]
 pub struct Violations(Vec<FieldViolation>);
@@ -169,6 +172,37 @@ impl Violations {
     pub fn check(&mut self, bad: bool, field: impl Into<String>, description: impl Into<String>) {
         if bad {
             self.add(field, description);
+        }
+    }
+
+    /// Checks an identifier (SKU, location, order id, …): required, at most 64 bytes, and
+    /// usable as a subject token (letters, digits, `-`, `_`, `:`).
+    pub fn id(&mut self, field: impl Into<String>, value: &str) {
+        if value.is_empty() {
+            self.add(field, "required");
+        } else if value.len() > MAX_ID_LEN {
+            self.add(field, format!("at most {MAX_ID_LEN} characters"));
+        } else if !crate::bus::is_subject_token(value) {
+            self.add(field, "only letters, digits, '-', '_' and ':' are allowed");
+        }
+    }
+
+    /// Checks free text: at most `max` bytes (and required when `required`).
+    pub fn text(&mut self, field: impl Into<String>, value: &str, max: usize, required: bool) {
+        if required && value.trim().is_empty() {
+            self.add(field, "required");
+        } else if value.len() > max {
+            self.add(field, format!("at most {max} bytes"));
+        }
+    }
+
+    /// Checks a WGS84 point: finite, lat in [-90, 90], lng in [-180, 180].
+    pub fn point(&mut self, field: &str, point: &oms_proto::common::v1::GeoPoint) {
+        if !point.lat.is_finite() || !(-90.0..=90.0).contains(&point.lat) {
+            self.add(format!("{field}.lat"), "must be between -90 and 90");
+        }
+        if !point.lng.is_finite() || !(-180.0..=180.0).contains(&point.lng) {
+            self.add(format!("{field}.lng"), "must be between -180 and 180");
         }
     }
 
@@ -208,6 +242,24 @@ mod tests {
         let details = status.get_error_details();
         let bad_request = details.bad_request().unwrap();
         assert_eq!(bad_request.field_violations.len(), 2);
+    }
+
+    #[test]
+    fn ids_and_texts_are_checked() {
+        let mut v = Violations::new();
+        v.id("ok", "SKU-1:blue_2");
+        assert!(v.is_empty());
+        v.id("empty", "");
+        v.id("dotted", "a.b");
+        v.id("long", &"x".repeat(65));
+        v.text("reason", "  ", 10, true);
+        v.text("note", &"x".repeat(11), 10, false);
+        v.text("fine", "", 10, false);
+        let Err(ApiError::InvalidArgument(violations)) = v.into_result() else {
+            panic!("expected violations");
+        };
+        let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["empty", "dotted", "long", "reason", "note"]);
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! * [`metrics`] — the Prometheus endpoint.
 //! * [`error`] — the one error type and its mapping to `tonic::Status`.
 //! * [`events`] — building event envelopes.
+//! * [`geo`] — great-circle distances.
+//! * [`idempotency`] — stored results of idempotent calls.
 //! * [`runtime`] — what a running service gets from its host process.
 
 pub mod bus;
@@ -20,6 +22,8 @@ pub mod consumer;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod geo;
+pub mod idempotency;
 pub mod metrics;
 pub mod migration;
 pub mod outbox;

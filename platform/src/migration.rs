@@ -1,10 +1,10 @@
-//! The tables the platform keeps in every service's database: the outbox, the relay lease and
-//! the processed-event log of idempotent consumers. Each service lists
+//! The tables the platform keeps in every service's database: the outbox, the relay lease,
+//! the processed-event log of idempotent consumers and the stored results of idempotent calls. Each service lists
 //! [`PlatformTables`] first in its migrator.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
-/// Creates `outbox`, `relay_lease` and `processed_events`.
+/// Creates `outbox`, `relay_lease`, `processed_events` and `idempotency_keys`.
 pub struct PlatformTables;
 
 impl MigrationName for PlatformTables {
@@ -39,6 +39,16 @@ enum ProcessedEvents {
     EventId,
     Outcome,
     ProcessedAt,
+}
+
+#[derive(DeriveIden)]
+enum IdempotencyKeys {
+    Table,
+    Scope,
+    Key,
+    Request,
+    Response,
+    CreatedAt,
 }
 
 #[async_trait::async_trait]
@@ -104,6 +114,24 @@ impl MigrationTrait for PlatformTables {
                     .name("processed_events_processed_at")
                     .table(ProcessedEvents::Table)
                     .col(ProcessedEvents::ProcessedAt)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(IdempotencyKeys::Table)
+                    .if_not_exists()
+                    .col(string_len(IdempotencyKeys::Scope, 64))
+                    .col(string_len(IdempotencyKeys::Key, 200))
+                    .col(blob(IdempotencyKeys::Request))
+                    .col(blob(IdempotencyKeys::Response))
+                    .col(timestamp_with_time_zone(IdempotencyKeys::CreatedAt))
+                    .primary_key(
+                        Index::create()
+                            .col(IdempotencyKeys::Scope)
+                            .col(IdempotencyKeys::Key),
+                    )
                     .to_owned(),
             )
             .await

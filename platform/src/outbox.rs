@@ -93,6 +93,29 @@ pub async fn enqueue<C: ConnectionTrait>(conn: &C, envelope: &Envelope) -> Resul
     Ok(())
 }
 
+/// Writes several events into the outbox in one statement, in order.
+pub async fn enqueue_all<C: ConnectionTrait>(
+    conn: &C,
+    envelopes: &[Envelope],
+) -> Result<(), DbErr> {
+    if envelopes.is_empty() {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let rows = envelopes.iter().map(|envelope| entity::ActiveModel {
+        event_id: Set(envelope.event_id.clone()),
+        subject: Set(envelope.subject.clone()),
+        payload: Set(envelope.encode_to_vec()),
+        created_at: Set(now),
+        published_at: Set(None),
+        ..Default::default()
+    });
+    entity::Entity::insert_many(rows)
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
 /// Marks every event published at or after `since` as unpublished, so the relay sends it
 /// again (after a bus loss). Returns how many rows will be re-sent.
 pub async fn republish_since<C: ConnectionTrait>(

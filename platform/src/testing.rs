@@ -20,7 +20,6 @@ use std::{
 use async_trait::async_trait;
 use futures::StreamExt;
 use oms_proto::events::v1::Envelope;
-use sea_orm::{ConnectionTrait, Database};
 
 use crate::bus::{BusError, ConsumerSpec, DeliveryStream, EventBus, PublishAck};
 
@@ -42,30 +41,9 @@ impl TestDatabase {
     /// A fresh, empty PostgreSQL database.
     pub async fn postgres() -> Self {
         let name = format!("oms_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = Database::connect(postgres_admin_url())
+        let url = crate::db::create_postgres_database(&postgres_admin_url(), &name)
             .await
-            .expect("connect to the test PostgreSQL (is it running? scripts/test starts it)");
-        // CREATE DATABASE copies template1 and fails while another session copies it.
-        let mut attempt = 0;
-        loop {
-            match admin
-                .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await
-            {
-                Ok(_) => break,
-                Err(error) if attempt < 50 && error.to_string().contains("being accessed") => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(50 + attempt * 10)).await;
-                }
-                Err(error) => panic!("create test database {name}: {error}"),
-            }
-        }
-        let _ = admin.close().await;
-        let base = postgres_admin_url();
-        let url = match base.rsplit_once('/') {
-            Some((server, _)) => format!("{server}/{name}"),
-            None => format!("{base}/{name}"),
-        };
+            .expect("create a test database (is PostgreSQL running? scripts/test starts it)");
         Self {
             url,
             name: Some(name),
@@ -107,12 +85,7 @@ impl Drop for TestDatabase {
                 return;
             };
             runtime.block_on(async move {
-                if let Ok(admin) = Database::connect(postgres_admin_url()).await {
-                    let _ = admin
-                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await;
-                    let _ = admin.close().await;
-                }
+                let _ = crate::db::drop_postgres_database(&postgres_admin_url(), &name).await;
             });
         });
         let _ = dropped.join();

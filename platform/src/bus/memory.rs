@@ -27,6 +27,9 @@ use super::{
 pub struct Retention {
     /// Events older than this are dropped from the log.
     pub max_age: Duration,
+    /// At most this many events per area are kept (oldest dropped first), so a long-running
+    /// `oms dev` under load does not grow without bound.
+    pub max_messages: usize,
     /// A repeated event id inside this window is a duplicate.
     pub duplicate_window: Duration,
 }
@@ -35,6 +38,7 @@ impl Default for Retention {
     fn default() -> Self {
         Self {
             max_age: Duration::from_secs(7 * 86_400),
+            max_messages: 1_000_000,
             duplicate_window: Duration::from_secs(120),
         }
     }
@@ -116,7 +120,9 @@ impl Shared {
 impl StreamLog {
     fn trim(&mut self, now: Instant, retention: &Retention) {
         while let Some(front) = self.log.front() {
-            if now.duration_since(front.stored_at) > retention.max_age {
+            if now.duration_since(front.stored_at) > retention.max_age
+                || self.log.len() > retention.max_messages
+            {
                 self.log.pop_front();
             } else {
                 break;
