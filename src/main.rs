@@ -29,7 +29,7 @@ enum Command {
     /// Run the gateway and all four services in one process (the default).
     Dev(dev::DevArgs),
     /// Run one service, as a Kubernetes Deployment does.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Load-test the mesh and report throughput and latency.
     Bench(bench::BenchArgs),
 }
@@ -39,7 +39,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     oms_platform::telemetry::init(&cli.telemetry)?;
     match cli.command {
-        Some(Command::Serve(args)) => serve::run(args, &cli.metrics).await,
+        Some(Command::Serve(args)) => serve::run(*args, &cli.metrics).await,
         Some(Command::Dev(args)) => dev::run(args, &cli.metrics).await,
         Some(Command::Bench(args)) => bench::run(args).await,
         None => dev::run(dev::DevArgs::from_env(), &cli.metrics).await,

@@ -109,7 +109,7 @@ impl InventoryService for InventoryApi {
         request: Request<pb::UpsertLocationRequest>,
     ) -> Result<Response<pb::UpsertLocationResponse>, Status> {
         let location = validate::location(request.get_ref().location.as_ref())?;
-        let location = stock::upsert_location(&self.store, &location)
+        let location = stock::upsert_location(&self.store.db, &location)
             .await
             .map_err(status)?;
         Ok(Response::new(pb::UpsertLocationResponse {

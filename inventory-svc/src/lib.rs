@@ -6,12 +6,14 @@
 //! * `reservations`, `holds`, `stock` — the operations, one transaction each.
 //! * `sequencer` — gives committed changes their sync sequence and publishes level events.
 //! * `sweeper` — expires reservations and holds past their TTL.
+//! * `consumers` — fulfillment centers become stock locations.
 //! * `api` — the gRPC handlers.
 //!
 //! The service is a library: [`start`] runs it alone under `oms serve inventory` or beside the
 //! others under `oms dev`.
 
 mod api;
+mod consumers;
 mod domain;
 mod events;
 mod holds;
@@ -21,10 +23,12 @@ mod stock;
 mod store;
 mod sweeper;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use oms_platform::{
+    bus::{Area, ConsumerSpec},
     config::{DatabaseArgs, ServerArgs, parse_duration},
+    consumer::IdempotentConsumer,
     runtime::{RunningService, ServiceContext, StartError},
 };
 use oms_proto::{inventory::v1::inventory_service_server::InventoryServiceServer, service_names};
@@ -68,7 +72,16 @@ pub async fn start(config: Config, ctx: ServiceContext) -> Result<RunningService
     let (db, outbox) = ctx
         .open_database::<store::migration::Migrator>("inventory", &config.database, &tasks)
         .await?;
-    let store = store::Store::new(db, outbox);
+    let store = store::Store::new(db.clone(), outbox);
+    let centers = ConsumerSpec::durable(Area::Fulfillment, "inventory-centers")
+        .with_filter("oms.fulfillment.*.center_upserted");
+    let locations = IdempotentConsumer::new(
+        db,
+        ctx.bus.clone(),
+        centers,
+        Arc::new(consumers::CenterLocations),
+    );
+    tasks.spawn(locations.run(ctx.shutdown.clone()));
     tasks.spawn(sequencer::run(store.clone(), ctx.shutdown.clone()));
     tasks.spawn(sweeper::run(
         store.clone(),

@@ -4,7 +4,7 @@
 use chrono::Utc;
 use oms_platform::idempotency::IdempotentCall;
 use oms_proto::inventory::v1 as pb;
-use sea_orm::{ActiveValue::Set, EntityTrait, sea_query::OnConflict};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, sea_query::OnConflict};
 
 use crate::{
     domain::{InventoryError, MovementKind},
@@ -48,8 +48,8 @@ pub async fn upsert_sku(store: &Store, sku: &pb::Sku) -> Result<pb::Sku, Invento
 }
 
 /// Creates or updates a location.
-pub async fn upsert_location(
-    store: &Store,
+pub async fn upsert_location<C: ConnectionTrait>(
+    conn: &C,
     place: &pb::Location,
 ) -> Result<pb::Location, InventoryError> {
     let point = place.point.unwrap_or_default();
@@ -71,7 +71,7 @@ pub async fn upsert_location(
                 ])
                 .to_owned(),
         )
-        .exec_without_returning(&store.db)
+        .exec_without_returning(conn)
         .await?;
     Ok(place.clone())
 }

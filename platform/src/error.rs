@@ -150,6 +150,11 @@ impl From<ApiError> for Status {
 /// Longest identifier accepted anywhere (SKU, location, order, user).
 pub const MAX_ID_LEN: usize = 64;
 
+/// Whether `code` has the shape of an ISO 3166-1 alpha-2 country code.
+fn is_country_code(code: &str) -> bool {
+    code.len() == 2 && code.chars().all(|c| c.is_ascii_uppercase())
+}
+
 /// Collects every invalid field of a request so the caller learns all of them at once.
 #[derive(Debug, Default)]
 pub struct Violations(Vec<FieldViolation>);
@@ -203,6 +208,51 @@ impl Violations {
         }
         if !point.lng.is_finite() || !(-180.0..=180.0).contains(&point.lng) {
             self.add(format!("{field}.lng"), "must be between -180 and 180");
+        }
+    }
+
+    /// Checks an ISO 3166-1 alpha-2 country code ("US").
+    pub fn country(&mut self, field: impl Into<String>, code: &str) {
+        if !is_country_code(code) {
+            self.add(field, "ISO 3166-1 alpha-2, upper case");
+        }
+    }
+
+    /// Checks an optional ISO 3166-2 subdivision of `country` ("US-CA"); empty passes.
+    pub fn region(&mut self, field: impl Into<String>, region: &str, country: &str) {
+        let valid = region.is_empty()
+            || region.split_once('-').is_some_and(|(prefix, subdivision)| {
+                prefix == country
+                    && (1..=3).contains(&subdivision.len())
+                    && subdivision.chars().all(|c| c.is_ascii_alphanumeric())
+            });
+        if !valid {
+            self.add(field, "ISO 3166-2 of the address's country, e.g. US-CA");
+        }
+    }
+
+    /// Checks a postal address: country, region, sizes, and the point when there is one.
+    pub fn address(&mut self, field: &str, address: &oms_proto::common::v1::Address) {
+        self.country(format!("{field}.country_code"), &address.country_code);
+        self.region(
+            format!("{field}.region"),
+            &address.region,
+            &address.country_code,
+        );
+        self.text(format!("{field}.recipient"), &address.recipient, 200, false);
+        self.text(format!("{field}.city"), &address.city, 100, false);
+        self.text(
+            format!("{field}.postal_code"),
+            &address.postal_code,
+            20,
+            false,
+        );
+        self.text(format!("{field}.phone"), &address.phone, 32, false);
+        if address.lines.len() > 4 || address.lines.iter().any(|line| line.len() > 200) {
+            self.add(format!("{field}.lines"), "at most 4 lines of 200 bytes");
+        }
+        if let Some(point) = &address.location {
+            self.point(&format!("{field}.location"), point);
         }
     }
 

@@ -10,6 +10,7 @@
 //! * [`server`] — the gRPC server bootstrap: health, reflection, gRPC-web, metrics, drain.
 //! * [`metrics`] — the Prometheus endpoint.
 //! * [`error`] — the one error type and its mapping to `tonic::Status`.
+//! * [`money`] — currencies, minor units, exact amounts.
 //! * [`events`] — building event envelopes.
 //! * [`geo`] — great-circle distances.
 //! * [`idempotency`] — stored results of idempotent calls.
@@ -26,6 +27,7 @@ pub mod geo;
 pub mod idempotency;
 pub mod metrics;
 pub mod migration;
+pub mod money;
 pub mod outbox;
 pub mod runtime;
 pub mod server;

@@ -224,8 +224,8 @@ pub fn sku(sku: Option<&pb::Sku>) -> Result<pb::Sku, ApiError> {
     {
         v.add("sku.hs_code", "6 to 10 digits (dots allowed)");
     }
-    if !sku.origin_country.is_empty() && !is_country(&sku.origin_country) {
-        v.add("sku.origin_country", "ISO 3166-1 alpha-2, upper case");
+    if !sku.origin_country.is_empty() {
+        v.country("sku.origin_country", &sku.origin_country);
     }
     if sku.low_stock_threshold > MAX_RECEIPT_QUANTITY as u32 {
         v.add("sku.low_stock_threshold", "too large");
@@ -249,9 +249,7 @@ pub fn location(location: Option<&pb::Location>) -> Result<pb::Location, ApiErro
         Some(point) => v.point("location.point", point),
         None => v.add("location.point", "required"),
     }
-    if !is_country(&location.country_code) {
-        v.add("location.country_code", "ISO 3166-1 alpha-2, upper case");
-    }
+    v.country("location.country_code", &location.country_code);
     v.into_result()?;
     Ok(location.clone())
 }
@@ -346,10 +344,6 @@ pub fn sync(request: &pb::SyncInventoryRequest) -> Result<u64, ApiError> {
         0 => 500,
         limit => u64::from(limit),
     })
-}
-
-fn is_country(code: &str) -> bool {
-    code.len() == 2 && code.chars().all(|c| c.is_ascii_uppercase())
 }
 
 #[cfg(test)]

@@ -1,0 +1,260 @@
+//! Dispatch: an order's confirmation event becomes shipments handed to their carriers; a
+//! cancellation stops the shipments a carrier has not collected; a return becomes a return
+//! label. Everything here runs inside the idempotent consumer's transaction or its own, and
+//! publishes shipment events through the outbox.
+//!
+//! The carriers are simulated: "booking" derives a stable tracking number from the shipment id
+//! (see `domain::carriers::tracking_number`). A real carrier integration books over its API
+//! with the shipment id as idempotency key.
+
+use async_trait::async_trait;
+use chrono::Utc;
+use oms_platform::{
+    consumer::{EventHandler, HandlerError},
+    events::to_timestamp,
+    idempotency::IdempotentCall,
+    outbox,
+};
+use oms_proto::{
+    common::v1::{Address, GeoPoint},
+    events::v1::{Envelope, envelope::Payload},
+    fulfillment::v1 as pb,
+    order::v1::{Order, OrderShipment, OrderStatus},
+};
+use sea_orm::{ConnectionTrait, DatabaseTransaction};
+
+use crate::{
+    domain::{FulfillmentError, carriers, shipment::Status},
+    events,
+    store::{Store, status_of},
+};
+
+/// Consumes order status changes.
+pub struct OrderEvents {
+    /// Shipments.
+    pub store: Store,
+}
+
+#[async_trait]
+impl EventHandler for OrderEvents {
+    async fn handle(
+        &self,
+        txn: &DatabaseTransaction,
+        event: &Envelope,
+    ) -> Result<(), HandlerError> {
+        let Some(Payload::OrderStatusChanged(changed)) = &event.payload else {
+            return Ok(());
+        };
+        let Some(order) = &changed.order else {
+            return Err(HandlerError::Reject(
+                "order status change without the order".into(),
+            ));
+        };
+        apply(&self.store, txn, order)
+            .await
+            .map_err(|error| match error {
+                FulfillmentError::Db(db) => HandlerError::Retry(db.to_string()),
+                other => HandlerError::Reject(other.to_string()),
+            })
+    }
+}
+
+/// Brings the order's shipments in line with its status: dispatch on confirmation, stop on
+/// cancellation (of the order or of single shipments).
+pub async fn apply(
+    store: &Store,
+    txn: &DatabaseTransaction,
+    order: &Order,
+) -> Result<(), FulfillmentError> {
+    let status = OrderStatus::try_from(order.status).unwrap_or(OrderStatus::Unspecified);
+    let dispatchable = matches!(
+        status,
+        OrderStatus::Confirmed | OrderStatus::PartiallyShipped | OrderStatus::PartiallyDelivered
+    );
+    for planned in &order.shipments {
+        let cancelled = status == OrderStatus::Cancelled
+            || planned.status == pb::ShipmentStatus::Cancelled as i32;
+        if cancelled {
+            cancel(store, txn, &planned.shipment_id).await?;
+        } else if dispatchable {
+            dispatch(store, txn, order, planned).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn dispatch(
+    store: &Store,
+    txn: &DatabaseTransaction,
+    order: &Order,
+    planned: &OrderShipment,
+) -> Result<(), FulfillmentError> {
+    let now = to_timestamp(Utc::now());
+    let tracking_number = carriers::tracking_number(&planned.carrier, &planned.shipment_id);
+    let history = |status: pb::ShipmentStatus, description: &str| pb::CarrierEvent {
+        status: status.into(),
+        at: Some(now),
+        description: description.into(),
+        point: None,
+    };
+    let snapshot = pb::Shipment {
+        shipment_id: planned.shipment_id.clone(),
+        order_id: order.order_id.clone(),
+        center_id: planned.center_id.clone(),
+        direction: pb::ShipmentDirection::Outbound.into(),
+        method: planned.method,
+        carrier: planned.carrier.clone(),
+        tracking_number: tracking_number.clone(),
+        items: planned.items.clone(),
+        status: pb::ShipmentStatus::HandedToCarrier.into(),
+        promised_window: planned.promised_window,
+        destination: order.shipping_address.clone(),
+        events: vec![
+            history(pb::ShipmentStatus::Created, "shipment created"),
+            history(
+                pb::ShipmentStatus::HandedToCarrier,
+                &format!("booked with {} as {tracking_number}", planned.carrier),
+            ),
+        ],
+        return_id: String::new(),
+        user_id: order.user_id.clone(),
+        created_at: Some(now),
+    };
+    if !store.create_shipment(txn, &snapshot).await? {
+        return Ok(());
+    }
+    store.add_load(txn, &planned.center_id).await?;
+    let created = pb::Shipment {
+        status: pb::ShipmentStatus::Created.into(),
+        events: snapshot.events[..1].to_vec(),
+        ..snapshot.clone()
+    };
+    outbox::enqueue(
+        txn,
+        &events::shipment_changed(created, pb::ShipmentStatus::Unspecified)?,
+    )
+    .await?;
+    outbox::enqueue(
+        txn,
+        &events::shipment_changed(snapshot, pb::ShipmentStatus::Created)?,
+    )
+    .await?;
+    Ok(())
+}
+
+async fn cancel<C: ConnectionTrait>(
+    store: &Store,
+    conn: &C,
+    shipment_id: &str,
+) -> Result<(), FulfillmentError> {
+    let (mut shipment, version) = match store.shipment(conn, shipment_id).await {
+        Ok(found) => found,
+        // Never dispatched: nothing to stop.
+        Err(FulfillmentError::UnknownShipment(_)) => return Ok(()),
+        Err(error) => return Err(error),
+    };
+    let previous = status_of(&shipment);
+    let Some(next) = crate::domain::shipment::next(previous, Status::Cancelled) else {
+        return Ok(());
+    };
+    shipment.status = next.to_proto().into();
+    shipment.events.push(pb::CarrierEvent {
+        status: next.to_proto().into(),
+        at: Some(to_timestamp(Utc::now())),
+        description: "cancelled before the carrier collected it".into(),
+        point: None,
+    });
+    if store.save_shipment(conn, &shipment, version).await? {
+        outbox::enqueue(
+            conn,
+            &events::shipment_changed(shipment, previous.to_proto())?,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Issues a return label: from the buyer to the nearest active center (in their country when
+/// there is one), by that center's slowest method.
+pub async fn create_return(
+    store: &Store,
+    request: &pb::CreateReturnShipmentRequest,
+    origin: GeoPoint,
+    call: &IdempotentCall,
+) -> Result<pb::Shipment, FulfillmentError> {
+    let centers = store.routable_centers().await?;
+    let country = request
+        .origin
+        .as_ref()
+        .map(|o| o.country_code.as_str())
+        .unwrap_or_default();
+    let nearest = |same_country: bool| {
+        centers
+            .iter()
+            .filter(|c| !same_country || c.country_code == country)
+            .filter(|c| !c.methods.is_empty())
+            .min_by(|a, b| {
+                oms_platform::geo::distance_km(&a.point, &origin)
+                    .total_cmp(&oms_platform::geo::distance_km(&b.point, &origin))
+                    .then_with(|| a.center_id.cmp(&b.center_id))
+            })
+    };
+    let center = nearest(true).or_else(|| nearest(false)).ok_or_else(|| {
+        FulfillmentError::UnknownCenter("(no active center takes returns)".into())
+    })?;
+    let offer = center
+        .methods
+        .iter()
+        .min_by_key(|m| m.method.rank())
+        .ok_or_else(|| FulfillmentError::UnknownCenter(center.center_id.clone()))?;
+    let shipment_id = format!("rshp-{}", uuid::Uuid::now_v7().simple());
+    let tracking_number = carriers::tracking_number(&offer.carrier, &shipment_id);
+    let now = to_timestamp(Utc::now());
+    let shipment = pb::Shipment {
+        shipment_id: shipment_id.clone(),
+        order_id: request.order_id.clone(),
+        center_id: center.center_id.clone(),
+        direction: pb::ShipmentDirection::Return.into(),
+        method: offer.method.to_proto().into(),
+        carrier: offer.carrier.clone(),
+        tracking_number: tracking_number.clone(),
+        items: request.items.clone(),
+        status: pb::ShipmentStatus::HandedToCarrier.into(),
+        promised_window: None,
+        destination: Some(Address {
+            recipient: center.name.clone(),
+            country_code: center.country_code.clone(),
+            region: center.region.clone(),
+            location: Some(center.point),
+            ..Default::default()
+        }),
+        events: vec![pb::CarrierEvent {
+            status: pb::ShipmentStatus::HandedToCarrier.into(),
+            at: Some(now),
+            description: format!(
+                "return label {tracking_number} issued with {}",
+                offer.carrier
+            ),
+            point: None,
+        }],
+        return_id: request.return_id.clone(),
+        user_id: request.user_id.clone(),
+        created_at: Some(now),
+    };
+    let txn = store.begin().await?;
+    store.create_shipment(&txn, &shipment).await?;
+    outbox::enqueue(
+        &txn,
+        &events::shipment_changed(shipment.clone(), pb::ShipmentStatus::Unspecified)?,
+    )
+    .await?;
+    call.remember(
+        &txn,
+        &pb::CreateReturnShipmentResponse {
+            shipment: Some(shipment.clone()),
+        },
+    )
+    .await?;
+    store.commit(txn).await?;
+    Ok(shipment)
+}
