@@ -121,7 +121,7 @@ async fn dispatch(
         created_at: Some(now),
     };
     if !store.create_shipment(txn, &snapshot).await? {
-        return Ok(());
+        return resize(store, txn, planned).await;
     }
     store.add_load(txn, &planned.center_id).await?;
     let created = pb::Shipment {
@@ -139,6 +139,31 @@ async fn dispatch(
         &events::shipment_changed(snapshot, pb::ShipmentStatus::Created)?,
     )
     .await?;
+    Ok(())
+}
+
+/// Units cancelled from a parcel the carrier has not collected leave its packing list.
+async fn resize(
+    store: &Store,
+    txn: &DatabaseTransaction,
+    planned: &OrderShipment,
+) -> Result<(), FulfillmentError> {
+    let (mut shipment, version) = store.shipment(txn, &planned.shipment_id).await?;
+    let status = status_of(&shipment);
+    let collected = !matches!(status, Status::Created | Status::HandedToCarrier);
+    if collected || shipment.items == planned.items || planned.items.is_empty() {
+        return Ok(());
+    }
+    shipment.items.clone_from(&planned.items);
+    shipment.events.push(pb::CarrierEvent {
+        status: status.to_proto().into(),
+        at: Some(to_timestamp(Utc::now())),
+        description: "units cancelled before pickup; packing list updated".into(),
+        point: None,
+    });
+    if store.save_shipment(txn, &shipment, version).await? {
+        outbox::enqueue(txn, &events::shipment_changed(shipment, status.to_proto())?).await?;
+    }
     Ok(())
 }
 

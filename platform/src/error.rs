@@ -87,6 +87,62 @@ impl ApiError {
         }])
     }
 
+    /// What to tell our caller when a peer service answered `status`: the caller's own
+    /// mistakes (bad fields, missing things, failed preconditions) pass through with their
+    /// details; the peer's trouble becomes `UNAVAILABLE` (retryable) or an internal error.
+    pub fn from_peer(peer: &str, status: &Status) -> Self {
+        let details = status.get_error_details();
+        let message = status.message().to_owned();
+        match status.code() {
+            Code::InvalidArgument => {
+                let violations: Vec<FieldViolation> = details
+                    .bad_request()
+                    .map(|bad| {
+                        bad.field_violations
+                            .iter()
+                            .map(|v| FieldViolation {
+                                field: v.field.clone(),
+                                description: v.description.clone(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if violations.is_empty() {
+                    Self::invalid(peer, message)
+                } else {
+                    Self::InvalidArgument(violations)
+                }
+            }
+            Code::NotFound => Self::NotFound(message.trim_end_matches(" not found").to_owned()),
+            Code::FailedPrecondition => Self::FailedPrecondition {
+                message,
+                violations: details
+                    .precondition_failure()
+                    .map(|failure| {
+                        failure
+                            .violations
+                            .iter()
+                            .map(|v| PreconditionViolation {
+                                kind: v.r#type.clone(),
+                                subject: v.subject.clone(),
+                                description: v.description.clone(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            },
+            Code::AlreadyExists => {
+                Self::AlreadyExists(message.trim_end_matches(" already exists").to_owned())
+            }
+            Code::Aborted => Self::Aborted(message),
+            Code::DeadlineExceeded => Self::DeadlineExceeded(format!("{peer}: {message}")),
+            Code::Unavailable | Code::ResourceExhausted | Code::Cancelled | Code::Unknown => {
+                Self::Unavailable(format!("{peer} is unavailable: {message}"))
+            }
+            _ => Self::internal(std::io::Error::other(format!("{peer} answered {status}"))),
+        }
+    }
+
     /// Wraps an infrastructure error whose details must not reach the caller.
     pub fn internal(error: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Internal(Box::new(error))

@@ -1,0 +1,110 @@
+//! Settles work a crash or an outage interrupted, every few seconds:
+//! * a placement still PENDING well past the reservation TTL never finished: it is REJECTED
+//!   (inventory's TTL has returned its stock; a stray authorisation is voided);
+//! * a high-value order not verified within the TTL is cancelled;
+//! * a confirmed order whose reservation inventory was not yet told to keep is confirmed now,
+//!   or cancelled if the stock hold was lost meanwhile.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use oms_platform::money::Money;
+use oms_proto::{inventory::v1 as inv, order::v1::OrderStatus};
+use tokio_util::sync::CancellationToken;
+
+use super::{INVENTORY, Orders, move_to};
+use crate::{
+    domain::{OrderError, money},
+    events,
+    store::StoredOrder,
+};
+
+/// Orders settled per pass and kind.
+const BATCH: u64 = 100;
+
+/// Runs until shutdown.
+pub async fn run(orders: Arc<Orders>, every: Duration, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        if let Err(error) = orders.recover().await {
+            tracing::warn!(%error, "order recovery pass failed; the next pass retries");
+        }
+    }
+}
+
+impl Orders {
+    /// One pass.
+    pub async fn recover(&self) -> Result<(), OrderError> {
+        let ttl = chrono::Duration::from_std(self.settings.reservation_ttl)
+            .unwrap_or(chrono::Duration::minutes(15));
+        let long_ago = Utc::now() - ttl - chrono::Duration::seconds(30);
+        for stored in self
+            .store
+            .stale(OrderStatus::Pending, long_ago, BATCH)
+            .await?
+        {
+            self.reject_interrupted(stored).await?;
+        }
+        for stored in self
+            .store
+            .stale(OrderStatus::RequiresVerification, Utc::now() - ttl, BATCH)
+            .await?
+        {
+            self.expire(stored, "not verified in time: the stock hold ran out")
+                .await?;
+        }
+        for stored in self.store.unconfirmed_reservations(BATCH).await? {
+            let request = inv::ConfirmReservationRequest {
+                reservation_id: stored.reservation_id.clone(),
+                idempotency_key: format!("confirm-{}", stored.order.order_id),
+            };
+            match self.inventory.clone().confirm_reservation(request).await {
+                Ok(_) => {
+                    self.store
+                        .mark_reservation_confirmed(&stored.order.order_id)
+                        .await?
+                }
+                Err(status) => match OrderError::from_peer(INVENTORY, status) {
+                    OrderError::Unfulfillable { message, .. }
+                        if stored.order.status() == OrderStatus::Confirmed =>
+                    {
+                        self.expire(stored, &format!("the stock hold was lost: {message}"))
+                            .await?;
+                    }
+                    other => return Err(other),
+                },
+            }
+        }
+        Ok(())
+    }
+
+    async fn reject_interrupted(&self, mut stored: StoredOrder) -> Result<(), OrderError> {
+        let order_id = stored.order.order_id.clone();
+        let currency = money::currency_of(&stored.order)?;
+        // A crash between authorising and saving leaves an authorisation under the order's
+        // id; voiding an unknown one is refused and harmless.
+        let authorization = format!("auth-{order_id}");
+        if let Err(error) = self
+            .payments
+            .void(
+                &authorization,
+                Money::new(currency, rust_decimal::Decimal::MAX),
+                &format!("interrupted-{order_id}"),
+            )
+            .await
+        {
+            tracing::debug!(%order_id, %error, "no authorisation to void");
+        }
+        let reason = "placement was interrupted; nothing is held";
+        stored.order.status_reason = reason.to_owned();
+        let previous = move_to(&mut stored.order, OrderStatus::Rejected, reason)?;
+        self.store
+            .save_now(&mut stored, |order| {
+                Ok(vec![events::status_changed(order, previous, reason)?])
+            })
+            .await
+    }
+}

@@ -1,0 +1,370 @@
+//! A real mesh for order-svc's tests: inventory, fulfillment and order services, each on its
+//! own PostgreSQL database, over a NATS JetStream server of the test's own.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::{sync::Arc, time::Duration};
+
+use oms_order_svc::payment::PaymentProvider;
+use oms_platform::{
+    bus::{self, EventBus},
+    config::{self, BusArgs, DatabaseArgs},
+    runtime::{RunningService, ServiceContext},
+    testing::{NatsServer, TestDatabase, namespace},
+};
+use oms_proto::{
+    common::v1::{Address, GeoPoint, Money},
+    fulfillment::v1::{self as ful, fulfillment_service_client::FulfillmentServiceClient},
+    inventory::v1::{self as inv, inventory_service_client::InventoryServiceClient},
+    order::v1::{self as pb, order_service_client::OrderServiceClient},
+};
+use tonic::transport::Channel;
+
+pub const STEP_UP_SECRET: &str = "test-step-up-secret";
+
+pub struct Mesh {
+    pub orders: OrderServiceClient<Channel>,
+    pub fulfillment: FulfillmentServiceClient<Channel>,
+    pub inventory: InventoryServiceClient<Channel>,
+    pub bus: Arc<dyn EventBus>,
+    ctx: ServiceContext,
+    running: Vec<RunningService>,
+    _nats: NatsServer,
+    _databases: Vec<TestDatabase>,
+}
+
+async fn channel(url: String) -> Channel {
+    tonic::transport::Endpoint::from_shared(url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+fn database(db: &TestDatabase) -> DatabaseArgs {
+    let mut args = DatabaseArgs::new(&db.url);
+    // Three services per test and tests in parallel share one PostgreSQL.
+    args.max_connections = 8;
+    args
+}
+
+/// Starts the mesh; `payments` replaces the embedded ledger when given.
+pub async fn start(payments: Option<Arc<dyn PaymentProvider>>) -> Mesh {
+    oms_platform::telemetry::init_for_tests();
+    let nats = NatsServer::start().await;
+    let bus = bus::connect(&BusArgs {
+        nats_url: Some(nats.url()),
+        namespace: namespace(),
+        ..BusArgs::default()
+    })
+    .await
+    .unwrap();
+    let ctx = ServiceContext::new(bus.clone());
+    let databases = vec![
+        TestDatabase::postgres().await,
+        TestDatabase::postgres().await,
+        TestDatabase::postgres().await,
+    ];
+
+    let mut inventory_config: oms_inventory_svc::Config = config::defaults().unwrap();
+    inventory_config.server.listen = Some("127.0.0.1:0".parse().unwrap());
+    inventory_config.database = database(&databases[0]);
+    let inventory = oms_inventory_svc::start(inventory_config, ctx.clone())
+        .await
+        .unwrap();
+
+    let mut fulfillment_config: oms_fulfillment_svc::Config = config::defaults().unwrap();
+    fulfillment_config.server.listen = Some("127.0.0.1:0".parse().unwrap());
+    fulfillment_config.database = database(&databases[1]);
+    fulfillment_config.inventory_url = inventory.url();
+    let fulfillment = oms_fulfillment_svc::start(fulfillment_config, ctx.clone())
+        .await
+        .unwrap();
+
+    let mut order_config: oms_order_svc::Config = config::defaults().unwrap();
+    order_config.server.listen = Some("127.0.0.1:0".parse().unwrap());
+    order_config.database = database(&databases[2]);
+    order_config.inventory_url = inventory.url();
+    order_config.fulfillment_url = fulfillment.url();
+    order_config.step_up_secret = Some(STEP_UP_SECRET.into());
+    order_config.max_open_orders = 1000;
+    let order = match payments {
+        Some(payments) => oms_order_svc::start_with(order_config, ctx.clone(), payments)
+            .await
+            .unwrap(),
+        None => oms_order_svc::start(order_config, ctx.clone())
+            .await
+            .unwrap(),
+    };
+
+    Mesh {
+        orders: OrderServiceClient::new(channel(order.url()).await),
+        fulfillment: FulfillmentServiceClient::new(channel(fulfillment.url()).await),
+        inventory: InventoryServiceClient::new(channel(inventory.url()).await),
+        bus,
+        ctx,
+        running: vec![order, fulfillment, inventory],
+        _nats: nats,
+        _databases: databases,
+    }
+}
+
+pub async fn stop(mesh: Mesh) {
+    mesh.ctx.shutdown.cancel();
+    for running in mesh.running {
+        running.wait().await.unwrap();
+    }
+}
+
+pub fn eur(amount: &str) -> Option<Money> {
+    Some(Money {
+        currency_code: "EUR".into(),
+        amount: amount.into(),
+    })
+}
+
+/// A German center; `express_only` makes its parcels go with swiftship.
+pub fn center(id: &str, lat: f64, lng: f64, express_only: bool) -> ful::FulfillmentCenter {
+    let offer =
+        |method: i32, carrier: &str, base_hours: u32, per_100km: f64, max_km: f64, price: &str| {
+            ful::MethodOffer {
+                method,
+                carrier: carrier.into(),
+                base_hours,
+                per_100km_hours: per_100km,
+                max_km,
+                base_price: eur(price),
+            }
+        };
+    let mut methods = vec![
+        offer(1, "parcelnet", 24, 2.0, 0.0, "4.90"),
+        offer(2, "swiftship", 10, 1.0, 0.0, "12.90"),
+        offer(3, "swiftship", 2, 0.5, 60.0, "19.90"),
+    ];
+    if express_only {
+        methods.retain(|m| m.method == 2);
+    }
+    ful::FulfillmentCenter {
+        center_id: id.into(),
+        name: format!("Center {id}"),
+        point: Some(GeoPoint { lat, lng }),
+        country_code: "DE".into(),
+        region: String::new(),
+        daily_capacity: 5000,
+        current_load: 0,
+        handling_hours: 2,
+        cutoff_minute_utc: 23 * 60,
+        methods,
+        active: true,
+    }
+}
+
+pub fn berlin_customer() -> Address {
+    Address {
+        recipient: "Ada".into(),
+        lines: vec!["Unter den Linden 1".into()],
+        city: "Berlin".into(),
+        region: "DE-BE".into(),
+        postal_code: "10117".into(),
+        country_code: "DE".into(),
+        location: Some(GeoPoint {
+            lat: 52.517,
+            lng: 13.389,
+        }),
+        phone: String::new(),
+    }
+}
+
+/// Creates centers, SKUs with prices, and stock: `stock` is (sku, center, units).
+pub async fn seed(
+    mesh: &mut Mesh,
+    centers: &[ful::FulfillmentCenter],
+    skus: &[(&str, &str)],
+    stock: &[(&str, &str, u32)],
+) {
+    for definition in centers {
+        mesh.fulfillment
+            .upsert_center(ful::UpsertCenterRequest {
+                center: Some(definition.clone()),
+            })
+            .await
+            .unwrap();
+    }
+    for (sku, price) in skus {
+        mesh.inventory
+            .upsert_sku(inv::UpsertSkuRequest {
+                sku: Some(inv::Sku {
+                    sku: (*sku).into(),
+                    name: (*sku).into(),
+                    weight_grams: 700,
+                    hs_code: "640399".into(),
+                    origin_country: "PT".into(),
+                    low_stock_threshold: 0,
+                }),
+            })
+            .await
+            .unwrap();
+        mesh.orders
+            .upsert_price(pb::UpsertPriceRequest {
+                price: Some(pb::Price {
+                    sku: (*sku).into(),
+                    name: format!("The {sku}"),
+                    unit_price: eur(price),
+                }),
+            })
+            .await
+            .unwrap();
+    }
+    // Centers reach inventory as locations through the bus.
+    for (sku, location, quantity) in stock {
+        let mut received = false;
+        for _ in 0..200 {
+            let request = inv::ReceiveRequest {
+                sku: (*sku).into(),
+                location_id: (*location).into(),
+                quantity: *quantity,
+                reason: "seed".into(),
+                idempotency_key: format!("seed-{sku}-{location}"),
+            };
+            if mesh.inventory.receive(request).await.is_ok() {
+                received = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(received, "{location} never became a stock location");
+    }
+}
+
+pub fn place_request(key: &str, lines: &[(&str, u32)]) -> pb::PlaceOrderRequest {
+    pb::PlaceOrderRequest {
+        user_id: "ada".into(),
+        idempotency_key: key.into(),
+        lines: lines
+            .iter()
+            .map(|(sku, quantity)| pb::OrderLineInput {
+                sku: (*sku).into(),
+                quantity: *quantity,
+            })
+            .collect(),
+        shipping_address: Some(berlin_customer()),
+        currency_code: "EUR".into(),
+        ..Default::default()
+    }
+}
+
+/// Polls an order until `done` holds.
+pub async fn wait_for_order(
+    mesh: &mut Mesh,
+    order_id: &str,
+    done: impl Fn(&pb::Order) -> bool,
+) -> pb::Order {
+    let mut last = None;
+    for _ in 0..400 {
+        let order = mesh
+            .orders
+            .get_order(pb::GetOrderRequest {
+                order_id: order_id.into(),
+                user_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .order
+            .unwrap();
+        if done(&order) {
+            return order;
+        }
+        last = Some(order);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("order {order_id} never got there: {last:#?}");
+}
+
+/// Polls fulfillment until the order's shipments are with their carriers.
+pub async fn wait_for_dispatch(
+    mesh: &mut Mesh,
+    order_id: &str,
+    count: usize,
+) -> Vec<ful::Shipment> {
+    for _ in 0..400 {
+        let shipments = mesh
+            .fulfillment
+            .list_shipments(ful::ListShipmentsRequest {
+                order_id: order_id.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .shipments;
+        let outbound: Vec<_> = shipments
+            .into_iter()
+            .filter(|s| s.direction() == ful::ShipmentDirection::Outbound)
+            .collect();
+        if outbound.len() >= count {
+            return outbound;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{order_id} was not dispatched");
+}
+
+/// A carrier reports `status` ("picked_up", "delivered") for a shipment, in its own format.
+pub async fn carrier_reports(mesh: &mut Mesh, shipment: &ful::Shipment, status: &str) {
+    let payload = match shipment.carrier.as_str() {
+        "swiftship" => format!(
+            r#"{{"event_id":"{}-{status}","tracking_number":"{}","status":"{}","occurred_at":"2026-11-26T08:00:00Z"}}"#,
+            shipment.shipment_id,
+            shipment.tracking_number,
+            status.to_uppercase()
+        ),
+        _ => {
+            let code = match status {
+                "picked_up" => "PU",
+                "in_transit" => "IT",
+                _ => "DL",
+            };
+            format!(
+                r#"{{"awb":"{}","scans":[{{"id":"{}-{code}","code":"{code}","ts":1764158400}}]}}"#,
+                shipment.tracking_number, shipment.shipment_id
+            )
+        }
+    };
+    mesh.fulfillment
+        .report_carrier_update(ful::ReportCarrierUpdateRequest {
+            carrier: shipment.carrier.clone(),
+            payload: payload.into_bytes(),
+        })
+        .await
+        .unwrap();
+}
+
+/// (on_hand, reserved) of a SKU at a location.
+pub async fn level(mesh: &mut Mesh, sku: &str, location: &str) -> (i64, i64) {
+    let availability = mesh
+        .inventory
+        .get_availability(inv::GetAvailabilityRequest {
+            skus: vec![sku.into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    availability
+        .items
+        .iter()
+        .flat_map(|s| &s.locations)
+        .find(|l| l.location_id == location)
+        .map(|l| (l.on_hand, l.reserved))
+        .unwrap_or_default()
+}
+
+/// The inventory audit finds nothing wrong.
+pub async fn assert_audit_clean(mesh: &mut Mesh) {
+    let audit = mesh
+        .inventory
+        .audit_inventory(inv::AuditInventoryRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(audit.mismatches.is_empty(), "{:#?}", audit.mismatches);
+}
