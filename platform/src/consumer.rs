@@ -95,6 +95,7 @@ pub struct IdempotentConsumer<H> {
     spec: ConsumerSpec,
     handler: Arc<H>,
     outbox: Option<Outbox>,
+    committed: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl<H: EventHandler> IdempotentConsumer<H> {
@@ -113,12 +114,19 @@ impl<H: EventHandler> IdempotentConsumer<H> {
             spec,
             handler,
             outbox: None,
+            committed: None,
         }
     }
 
     /// Wakes this outbox's relay after each commit (for handlers that enqueue events).
     pub fn waking(mut self, outbox: Outbox) -> Self {
         self.outbox = Some(outbox);
+        self
+    }
+
+    /// Also signals `committed` after each commit (for readers of what the handler wrote).
+    pub fn notifying(mut self, committed: Arc<tokio::sync::Notify>) -> Self {
+        self.committed = Some(committed);
         self
     }
 
@@ -207,6 +215,9 @@ impl<H: EventHandler> IdempotentConsumer<H> {
                 txn.commit().await.map_err(|e| e.to_string())?;
                 if let Some(outbox) = &self.outbox {
                     outbox.wake();
+                }
+                if let Some(committed) = &self.committed {
+                    committed.notify_one();
                 }
                 Ok(Outcome::Applied)
             }

@@ -4,6 +4,7 @@
 //! workers and reports throughput, success rate and latency (p50/p90/p99/max).
 
 mod inventory;
+mod stream;
 
 use std::{
     future::Future,
@@ -27,11 +28,14 @@ pub struct BenchArgs {
 enum Scenario {
     /// Reservations per second on one hot SKU and on spread SKUs (inventory-svc on PostgreSQL).
     Inventory(inventory::InventoryBench),
+    /// Live stream delivery latency with 1k and 10k open streams (tracking-svc on PostgreSQL).
+    Stream(stream::StreamBench),
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.scenario {
         Scenario::Inventory(bench) => inventory::run(bench).await,
+        Scenario::Stream(bench) => stream::run(bench).await,
     }
 }
 

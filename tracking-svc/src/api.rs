@@ -1,10 +1,244 @@
-//! gRPC handlers of `oms.tracking.v1` (skeleton: every RPC answers UNIMPLEMENTED until the
-//! service's issue fills it in; see the README's status table).
+//! gRPC handlers of `oms.tracking.v1`: decode, check, call, map errors.
 
-use oms_proto::tracking::v1::tracking_service_server::TrackingService;
+use std::{pin::Pin, sync::Arc, time::Duration};
+
+use futures::{Stream, StreamExt};
+use oms_platform::error::{ApiError, Violations};
+use oms_proto::tracking::v1::{self as pb, tracking_service_server::TrackingService};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::{
+    domain::{TrackingError, notify},
+    hub::Hub,
+    ingest::{Ingest, Tally},
+    live,
+    store::Store,
+};
+
+/// The response stream of `Subscribe`.
+type SubscribeStream =
+    Pin<Box<dyn Stream<Item = Result<pb::SubscribeResponse, Status>> + Send + 'static>>;
+
+/// Most positions in one batch call.
+const MAX_BATCH: usize = 1_000;
+/// Most SKUs one stream watches.
+const MAX_WATCHED: usize = 100;
 
 /// The service's gRPC API.
-pub struct TrackingApi;
+pub struct TrackingApi {
+    /// Positions and ETAs.
+    pub ingest: Arc<Ingest>,
+    /// The streams of this process.
+    pub hub: Arc<Hub>,
+    /// Heartbeat interval of idle streams.
+    pub heartbeat: Duration,
+    /// Ends the streams at shutdown.
+    pub shutdown: CancellationToken,
+}
+
+impl TrackingApi {
+    fn store(&self) -> &Store {
+        &self.ingest.store
+    }
+
+    /// The shipment, if the caller may see it (`user_id` empty: services and operators).
+    async fn visible_shipment(&self, shipment_id: &str, user_id: &str) -> Result<(), Status> {
+        let mut v = Violations::new();
+        v.id("shipment_id", shipment_id);
+        v.into_result()?;
+        let shipment = self.store().shipment(&self.store().db, shipment_id).await?;
+        if !user_id.is_empty() && shipment.user_id != user_id {
+            return Err(TrackingError::UnknownShipment(shipment_id.to_owned()).into());
+        }
+        Ok(())
+    }
+}
+
+fn respond(tally: Tally) -> (u32, u32, Vec<pb::PositionRejection>) {
+    (tally.accepted, tally.duplicates, tally.rejections)
+}
 
 #[tonic::async_trait]
-impl TrackingService for TrackingApi {}
+impl TrackingService for TrackingApi {
+    async fn stream_positions(
+        &self,
+        request: Request<Streaming<pb::StreamPositionsRequest>>,
+    ) -> Result<Response<pb::StreamPositionsResponse>, Status> {
+        let mut feed = request.into_inner();
+        let mut tally = Tally::default();
+        let mut index = 0u32;
+        while let Some(message) = feed.next().await {
+            let message = message?;
+            match &message.position {
+                Some(report) => self.ingest.take(index, report, &mut tally).await?,
+                None => tally.rejections.push(pb::PositionRejection {
+                    index,
+                    reason: "position: required".into(),
+                }),
+            }
+            index = index.saturating_add(1);
+        }
+        let (accepted, duplicates, rejections) = respond(tally);
+        Ok(Response::new(pb::StreamPositionsResponse {
+            accepted,
+            duplicates,
+            rejections,
+        }))
+    }
+
+    async fn report_positions(
+        &self,
+        request: Request<pb::ReportPositionsRequest>,
+    ) -> Result<Response<pb::ReportPositionsResponse>, Status> {
+        let positions = request.into_inner().positions;
+        if positions.is_empty() || positions.len() > MAX_BATCH {
+            return Err(
+                ApiError::invalid("positions", format!("1 to {MAX_BATCH} positions")).into(),
+            );
+        }
+        let mut tally = Tally::default();
+        for (index, report) in (0u32..).zip(&positions) {
+            self.ingest.take(index, report, &mut tally).await?;
+        }
+        let (accepted, duplicates, rejections) = respond(tally);
+        Ok(Response::new(pb::ReportPositionsResponse {
+            accepted,
+            duplicates,
+            rejections,
+        }))
+    }
+
+    async fn get_eta(
+        &self,
+        request: Request<pb::GetEtaRequest>,
+    ) -> Result<Response<pb::GetEtaResponse>, Status> {
+        let request = request.into_inner();
+        self.visible_shipment(&request.shipment_id, &request.user_id)
+            .await?;
+        let eta = self.store().eta(&request.shipment_id).await?;
+        let eta = eta.ok_or_else(|| {
+            Status::not_found(format!(
+                "no position of shipment {} yet",
+                request.shipment_id
+            ))
+        })?;
+        Ok(Response::new(pb::GetEtaResponse { eta: Some(eta) }))
+    }
+
+    async fn get_track(
+        &self,
+        request: Request<pb::GetTrackRequest>,
+    ) -> Result<Response<pb::GetTrackResponse>, Status> {
+        let request = request.into_inner();
+        self.visible_shipment(&request.shipment_id, &request.user_id)
+            .await?;
+        let points = self.store().track(&request.shipment_id).await?;
+        Ok(Response::new(pb::GetTrackResponse { points }))
+    }
+
+    async fn get_timeline(
+        &self,
+        request: Request<pb::GetTimelineRequest>,
+    ) -> Result<Response<pb::GetTimelineResponse>, Status> {
+        let request = request.into_inner();
+        let mut v = Violations::new();
+        v.id("order_id", &request.order_id);
+        v.into_result()?;
+        let (owner, entries) = self.store().timeline(&request.order_id).await?;
+        if entries.is_empty() || (!request.user_id.is_empty() && owner != request.user_id) {
+            return Err(
+                ApiError::NotFound(format!("timeline of order {}", request.order_id)).into(),
+            );
+        }
+        Ok(Response::new(pb::GetTimelineResponse { entries }))
+    }
+
+    async fn get_notification_preferences(
+        &self,
+        request: Request<pb::GetNotificationPreferencesRequest>,
+    ) -> Result<Response<pb::GetNotificationPreferencesResponse>, Status> {
+        let user_id = request.into_inner().user_id;
+        let mut v = Violations::new();
+        v.id("user_id", &user_id);
+        v.into_result()?;
+        let preferences = self.store().preferences(&self.store().db, &user_id).await?;
+        Ok(Response::new(pb::GetNotificationPreferencesResponse {
+            preferences: Some(preferences),
+        }))
+    }
+
+    async fn set_notification_preferences(
+        &self,
+        request: Request<pb::SetNotificationPreferencesRequest>,
+    ) -> Result<Response<pb::SetNotificationPreferencesResponse>, Status> {
+        let preferences = request
+            .into_inner()
+            .preferences
+            .ok_or_else(|| Status::from(ApiError::invalid("preferences", "required")))?;
+        let mut v = Violations::new();
+        v.id("preferences.user_id", &preferences.user_id);
+        if let Err((field, problem)) = notify::check_preferences(&preferences) {
+            v.add(field, problem);
+        }
+        v.into_result()?;
+        self.store().set_preferences(&preferences).await?;
+        Ok(Response::new(pb::SetNotificationPreferencesResponse {
+            preferences: Some(preferences),
+        }))
+    }
+
+    async fn register_device(
+        &self,
+        request: Request<pb::RegisterDeviceRequest>,
+    ) -> Result<Response<pb::RegisterDeviceResponse>, Status> {
+        let request = request.into_inner();
+        let mut v = Violations::new();
+        v.id("user_id", &request.user_id);
+        v.text("device_token", &request.device_token, 512, true);
+        if pb::DevicePlatform::try_from(request.platform).is_err() || request.platform == 0 {
+            v.add("platform", "IOS, ANDROID or WEB");
+        }
+        v.into_result()?;
+        self.store()
+            .register_device(&request.user_id, &request.device_token, request.platform)
+            .await?;
+        Ok(Response::new(pb::RegisterDeviceResponse {}))
+    }
+
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<SubscribeStream>, Status> {
+        let request = request.into_inner();
+        let mut v = Violations::new();
+        v.id("user_id", &request.user_id);
+        let resume_after = match request.resume_cursor.as_str() {
+            "" => None,
+            cursor => match cursor.parse::<i64>() {
+                Ok(seq) if seq >= 0 => Some(seq),
+                _ => {
+                    v.add("resume_cursor", "not a cursor this service issued");
+                    None
+                }
+            },
+        };
+        if request.watch_skus.len() > MAX_WATCHED {
+            v.add("watch_skus", format!("at most {MAX_WATCHED}"));
+        }
+        for (i, sku) in request.watch_skus.iter().enumerate() {
+            v.id(format!("watch_skus[{i}]"), sku);
+        }
+        v.into_result()?;
+        let stream = live::open(
+            self.hub.clone(),
+            self.store().clone(),
+            request.user_id,
+            request.watch_skus,
+            resume_after,
+            self.heartbeat,
+            self.shutdown.clone(),
+        );
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

@@ -1,19 +1,40 @@
 //! tracking-svc: GPS ingest, ETA, order timelines, notifications and the per-user live
 //! stream (`oms.tracking.v1.TrackingService`).
 //!
+//! * `domain` — pure logic: position plausibility, the ETA model, notification rules.
+//! * `store` — shipments, tracks, ETAs, timelines, the feed, preferences, devices, pushes.
+//! * `ingest` — positions in, ETAs and arrival alerts out.
+//! * `consumers` — order and shipment events into timelines, stream items, alerts, pushes.
+//! * `hub`, `live` — the per-user stream: resumable durable items, conflated positions.
+//! * `push` — the push worker and its senders; `api` — the gRPC handlers.
+//!
 //! The service is a library: [`start`] runs it inside any host process — alone under
 //! `oms serve tracking` or beside the others under `oms dev`.
 
 mod api;
+mod consumers;
+mod domain;
+mod hub;
+mod ingest;
+mod live;
+mod push;
 mod store;
 
+use std::{sync::Arc, time::Duration};
+
 use oms_platform::{
-    config::{DatabaseArgs, ServerArgs},
+    bus::{Area, ConsumerSpec},
+    config::{DatabaseArgs, ServerArgs, parse_duration},
+    consumer::IdempotentConsumer,
     runtime::{RunningService, ServiceContext, StartError},
 };
 use oms_proto::{service_names, tracking::v1::tracking_service_server::TrackingServiceServer};
-use tokio_util::task::TaskTracker;
+use tokio::sync::Notify;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tonic::service::Routes;
+
+use domain::{eta::SmoothedSpeed, positions::Limits};
+use push::{Backoff, LogSender, PushSender, WebhookSender};
 
 /// The port the service listens on unless configured otherwise.
 pub const DEFAULT_PORT: u16 = 50055;
@@ -27,15 +48,129 @@ pub struct Config {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub database: DatabaseArgs,
+    /// Push relay (APNs/FCM gateway) that takes each push as a JSON POST; unset logs pushes.
+    #[arg(long = "push-webhook-url", env = "OMS_PUSH_WEBHOOK_URL")]
+    pub push_webhook_url: Option<String>,
+    /// Timeout of one push request.
+    #[arg(long = "push-timeout", env = "OMS_PUSH_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub push_timeout: Duration,
+    /// Wait after a failed push; doubles per failure.
+    #[arg(long = "push-retry-base", env = "OMS_PUSH_RETRY_BASE", default_value = "2s", value_parser = parse_duration)]
+    pub push_retry_base: Duration,
+    /// Longest wait between push attempts.
+    #[arg(long = "push-retry-max", env = "OMS_PUSH_RETRY_MAX", default_value = "10m", value_parser = parse_duration)]
+    pub push_retry_max: Duration,
+    /// How often due pushes are looked for.
+    #[arg(long = "push-poll", env = "OMS_PUSH_POLL", default_value = "200ms", value_parser = parse_duration)]
+    pub push_poll: Duration,
+    /// Idle streams get a heartbeat this often.
+    #[arg(long = "heartbeat", env = "OMS_HEARTBEAT", default_value = "15s", value_parser = parse_duration)]
+    pub heartbeat: Duration,
+    /// How often other replicas' stream items are looked for.
+    #[arg(long = "feed-poll", env = "OMS_FEED_POLL", default_value = "100ms", value_parser = parse_duration)]
+    pub feed_poll: Duration,
+    /// Breadcrumbs older than this are deleted.
+    #[arg(long = "position-retention", env = "OMS_POSITION_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    pub position_retention: Duration,
+    /// Radius around the destination inside which a parcel is "arriving", metres.
+    #[arg(long = "geofence-m", env = "OMS_GEOFENCE_M", default_value_t = 300.0)]
+    pub geofence_m: f64,
+    /// Fastest believable courier movement, km/h.
+    #[arg(
+        long = "max-speed-kmh",
+        env = "OMS_MAX_SPEED_KMH",
+        default_value_t = 200.0
+    )]
+    pub max_speed_kmh: f64,
 }
 
-/// Starts the service: database and migrations, outbox relay, gRPC server.
+/// Starts the service: database, consumers, the feed tail, the live relays, the push worker,
+/// the retention sweep and the gRPC server.
 pub async fn start(config: Config, ctx: ServiceContext) -> Result<RunningService, StartError> {
+    let sender: Arc<dyn PushSender> =
+        match config.push_webhook_url.as_deref().filter(|u| !u.is_empty()) {
+            Some(url) => {
+                Arc::new(WebhookSender::new(url, config.push_timeout).map_err(StartError::Config)?)
+            }
+            None => Arc::new(LogSender),
+        };
     let tasks = TaskTracker::new();
-    let (_db, _outbox) = ctx
-        .open_database::<store::Migrator>("tracking", &config.database, &tasks)
+    let (db, outbox) = ctx
+        .open_database::<store::migration::Migrator>("tracking", &config.database, &tasks)
         .await?;
-    let routes = Routes::new(TrackingServiceServer::new(api::TrackingApi));
+    let store = store::Store { db: db.clone() };
+    let hub = Arc::new(hub::Hub::default());
+    let written = Arc::new(Notify::new());
+
+    for (area, name, filter) in [
+        (Area::Order, "tracking-orders", "oms.order.*.status_changed"),
+        (
+            Area::Fulfillment,
+            "tracking-shipments",
+            "oms.fulfillment.*.shipment_status_changed",
+        ),
+    ] {
+        let spec = ConsumerSpec::durable(area, name).with_filter(filter);
+        let handler = Arc::new(consumers::TrackingEvents {
+            store: store.clone(),
+        });
+        let consumer = IdempotentConsumer::new(db.clone(), ctx.bus.clone(), spec, handler)
+            .notifying(written.clone());
+        tasks.spawn(consumer.run(ctx.shutdown.clone()));
+    }
+    tasks.spawn(live::tail_feed(
+        store.clone(),
+        hub.clone(),
+        written.clone(),
+        config.feed_poll,
+        ctx.shutdown.clone(),
+    ));
+    tasks.spawn(live::relay_live_events(
+        ctx.bus.clone(),
+        hub.clone(),
+        ctx.shutdown.clone(),
+    ));
+    let backoff = Backoff {
+        base: config.push_retry_base,
+        max: config.push_retry_max,
+    };
+    tasks.spawn(push::run(
+        store.clone(),
+        sender,
+        backoff,
+        config.push_poll,
+        ctx.shutdown.clone(),
+    ));
+    tasks.spawn(sweep_positions(
+        store.clone(),
+        config.position_retention,
+        ctx.shutdown.clone(),
+    ));
+
+    let limits = Limits {
+        max_speed_mps: config.max_speed_kmh / 3.6,
+        max_clock_skew: chrono::Duration::seconds(30),
+        max_age: chrono::Duration::from_std(config.position_retention)
+            .unwrap_or(chrono::Duration::days(30)),
+    };
+    let model = SmoothedSpeed {
+        geofence_km: config.geofence_m / 1000.0,
+        ..SmoothedSpeed::default()
+    };
+    let ingest = Arc::new(ingest::Ingest {
+        store,
+        model: Arc::new(model),
+        limits,
+        outbox,
+        written,
+    });
+    let api = api::TrackingApi {
+        ingest,
+        hub,
+        heartbeat: config.heartbeat,
+        shutdown: ctx.shutdown.clone(),
+    };
+    let routes = Routes::new(TrackingServiceServer::new(api));
     ctx.serve(
         "tracking",
         &config.server,
@@ -45,4 +180,20 @@ pub async fn start(config: Config, ctx: ServiceContext) -> Result<RunningService
         tasks,
     )
     .await
+}
+
+/// Deletes breadcrumbs past their retention, hourly.
+async fn sweep_positions(store: store::Store, retention: Duration, shutdown: CancellationToken) {
+    let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(30));
+    loop {
+        match store.prune_positions(chrono::Utc::now() - retention).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "old breadcrumbs deleted"),
+            Err(error) => tracing::warn!(%error, "deleting old breadcrumbs failed"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
 }

@@ -1,0 +1,319 @@
+//! The tracking database schema.
+
+use oms_platform::migration::PlatformTables;
+use sea_orm_migration::{prelude::*, schema::*};
+
+/// Migrations of the tracking database, in order.
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(PlatformTables), Box::new(TrackingTables)]
+    }
+
+    fn migration_table_name() -> DynIden {
+        Alias::new("tracking_migrations").into_iden()
+    }
+}
+
+struct TrackingTables;
+
+impl MigrationName for TrackingTables {
+    fn name(&self) -> &str {
+        "m0002_tracking"
+    }
+}
+
+#[derive(DeriveIden)]
+enum Shipments {
+    Table,
+    ShipmentId,
+    OrderId,
+    UserId,
+    DestLat,
+    DestLng,
+    WindowStart,
+    WindowEnd,
+    Status,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum Positions {
+    Table,
+    DeviceId,
+    RecordedAt,
+    ShipmentId,
+    Lat,
+    Lng,
+}
+
+#[derive(DeriveIden)]
+enum Etas {
+    Table,
+    ShipmentId,
+    Eta,
+    Arriving,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum Timeline {
+    Table,
+    EventId,
+    OrderId,
+    UserId,
+    Status,
+    Note,
+    At,
+}
+
+#[derive(DeriveIden)]
+enum Feed {
+    Table,
+    Seq,
+    UserId,
+    Update,
+    CreatedAt,
+}
+
+#[derive(DeriveIden)]
+enum FeedCounter {
+    Table,
+    Id,
+    Next,
+}
+
+#[derive(DeriveIden)]
+enum NotificationPreferences {
+    Table,
+    UserId,
+    Preferences,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum Devices {
+    Table,
+    DeviceToken,
+    UserId,
+    Platform,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum Notifications {
+    Table,
+    NotificationId,
+    UserId,
+    OrderId,
+    Title,
+    Body,
+    Attempts,
+    NextAttemptAt,
+    DeliveredAt,
+    LastError,
+    CreatedAt,
+}
+
+async fn index(
+    manager: &SchemaManager<'_>,
+    name: &str,
+    table: impl IntoIden,
+    columns: Vec<DynIden>,
+) -> Result<(), DbErr> {
+    let mut index = Index::create();
+    index.if_not_exists().name(name).table(table);
+    for column in columns {
+        index.col(column);
+    }
+    manager.create_index(index.to_owned()).await
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for TrackingTables {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Shipments::Table)
+                    .if_not_exists()
+                    .col(string_len(Shipments::ShipmentId, 64).primary_key())
+                    .col(string_len(Shipments::OrderId, 64))
+                    .col(string_len(Shipments::UserId, 64))
+                    .col(double(Shipments::DestLat))
+                    .col(double(Shipments::DestLng))
+                    .col(timestamp_with_time_zone_null(Shipments::WindowStart))
+                    .col(timestamp_with_time_zone_null(Shipments::WindowEnd))
+                    .col(integer(Shipments::Status))
+                    .col(timestamp_with_time_zone(Shipments::UpdatedAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Positions::Table)
+                    .if_not_exists()
+                    .col(string_len(Positions::DeviceId, 64))
+                    .col(timestamp_with_time_zone(Positions::RecordedAt))
+                    .col(string_len(Positions::ShipmentId, 64))
+                    .col(double(Positions::Lat))
+                    .col(double(Positions::Lng))
+                    .primary_key(
+                        Index::create()
+                            .col(Positions::DeviceId)
+                            .col(Positions::RecordedAt),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        index(
+            manager,
+            "positions_shipment",
+            Positions::Table,
+            vec![
+                Positions::ShipmentId.into_iden(),
+                Positions::RecordedAt.into_iden(),
+            ],
+        )
+        .await?;
+        index(
+            manager,
+            "positions_recorded",
+            Positions::Table,
+            vec![Positions::RecordedAt.into_iden()],
+        )
+        .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Etas::Table)
+                    .if_not_exists()
+                    .col(string_len(Etas::ShipmentId, 64).primary_key())
+                    .col(blob(Etas::Eta))
+                    .col(boolean(Etas::Arriving))
+                    .col(timestamp_with_time_zone(Etas::UpdatedAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Timeline::Table)
+                    .if_not_exists()
+                    .col(string_len(Timeline::EventId, 64).primary_key())
+                    .col(string_len(Timeline::OrderId, 64))
+                    .col(string_len(Timeline::UserId, 64))
+                    .col(integer(Timeline::Status))
+                    .col(text(Timeline::Note))
+                    .col(timestamp_with_time_zone(Timeline::At))
+                    .to_owned(),
+            )
+            .await?;
+        index(
+            manager,
+            "timeline_order",
+            Timeline::Table,
+            vec![Timeline::OrderId.into_iden(), Timeline::At.into_iden()],
+        )
+        .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Feed::Table)
+                    .if_not_exists()
+                    .col(big_integer(Feed::Seq).primary_key())
+                    .col(string_len(Feed::UserId, 64))
+                    .col(blob(Feed::Update))
+                    .col(timestamp_with_time_zone(Feed::CreatedAt))
+                    .to_owned(),
+            )
+            .await?;
+        index(
+            manager,
+            "feed_user",
+            Feed::Table,
+            vec![Feed::UserId.into_iden(), Feed::Seq.into_iden()],
+        )
+        .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(FeedCounter::Table)
+                    .if_not_exists()
+                    .col(integer(FeedCounter::Id).primary_key())
+                    .col(big_integer(FeedCounter::Next))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .exec_stmt(
+                Query::insert()
+                    .into_table(FeedCounter::Table)
+                    .columns([FeedCounter::Id, FeedCounter::Next])
+                    .values_panic([1.into(), 0.into()])
+                    .on_conflict(OnConflict::column(FeedCounter::Id).do_nothing().to_owned())
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(NotificationPreferences::Table)
+                    .if_not_exists()
+                    .col(string_len(NotificationPreferences::UserId, 64).primary_key())
+                    .col(blob(NotificationPreferences::Preferences))
+                    .col(timestamp_with_time_zone(NotificationPreferences::UpdatedAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Devices::Table)
+                    .if_not_exists()
+                    .col(string_len(Devices::DeviceToken, 512).primary_key())
+                    .col(string_len(Devices::UserId, 64))
+                    .col(integer(Devices::Platform))
+                    .col(timestamp_with_time_zone(Devices::UpdatedAt))
+                    .to_owned(),
+            )
+            .await?;
+        index(
+            manager,
+            "devices_user",
+            Devices::Table,
+            vec![Devices::UserId.into_iden()],
+        )
+        .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Notifications::Table)
+                    .if_not_exists()
+                    .col(string_len(Notifications::NotificationId, 64).primary_key())
+                    .col(string_len(Notifications::UserId, 64))
+                    .col(string_len(Notifications::OrderId, 64))
+                    .col(string_len(Notifications::Title, 200))
+                    .col(text(Notifications::Body))
+                    .col(integer(Notifications::Attempts))
+                    .col(timestamp_with_time_zone(Notifications::NextAttemptAt))
+                    .col(timestamp_with_time_zone_null(Notifications::DeliveredAt))
+                    .col(text(Notifications::LastError))
+                    .col(timestamp_with_time_zone(Notifications::CreatedAt))
+                    .to_owned(),
+            )
+            .await?;
+        index(
+            manager,
+            "notifications_due",
+            Notifications::Table,
+            vec![
+                Notifications::DeliveredAt.into_iden(),
+                Notifications::NextAttemptAt.into_iden(),
+            ],
+        )
+        .await
+    }
+}

@@ -1,0 +1,524 @@
+//! Tracking persistence: the shipment registry, breadcrumb tracks and ETAs, order timelines,
+//! the per-user feed behind the live stream, notification preferences, devices and pushes.
+
+pub mod entities;
+pub mod migration;
+
+use chrono::{DateTime, Utc};
+use oms_platform::events::{from_timestamp, to_timestamp};
+use oms_proto::{
+    common::v1::GeoPoint,
+    fulfillment::v1 as ful,
+    order::v1::TimelineEntry,
+    tracking::v1::{Eta, LiveUpdate, NotificationPreferences, TrackPoint},
+};
+use prost::Message;
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+    sea_query::{Expr, ExprTrait, OnConflict},
+};
+
+use crate::domain::{TrackingError, notify::default_preferences, positions::Fix};
+use entities::{
+    device, eta, feed_counter, feed_item, notification, position, preferences, shipment,
+    timeline_entry,
+};
+
+/// The tracking database.
+#[derive(Clone)]
+pub struct Store {
+    /// The connection pool.
+    pub db: DatabaseConnection,
+}
+
+fn corrupt(error: prost::DecodeError) -> TrackingError {
+    TrackingError::Corrupt(error.to_string())
+}
+
+impl Store {
+    /// Records or updates a shipment from fulfillment's event.
+    pub async fn upsert_shipment<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        shipment: &ful::Shipment,
+    ) -> Result<(), TrackingError> {
+        let destination = shipment
+            .destination
+            .as_ref()
+            .and_then(|a| a.location)
+            .unwrap_or_default();
+        let window = shipment.promised_window.as_ref();
+        let row = shipment::ActiveModel {
+            shipment_id: Set(shipment.shipment_id.clone()),
+            order_id: Set(shipment.order_id.clone()),
+            user_id: Set(shipment.user_id.clone()),
+            dest_lat: Set(destination.lat),
+            dest_lng: Set(destination.lng),
+            window_start: Set(window
+                .and_then(|w| w.start.as_ref())
+                .and_then(from_timestamp)),
+            window_end: Set(window.and_then(|w| w.end.as_ref()).and_then(from_timestamp)),
+            status: Set(shipment.status),
+            updated_at: Set(Utc::now()),
+        };
+        shipment::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(shipment::Column::ShipmentId)
+                    .update_columns([shipment::Column::Status, shipment::Column::UpdatedAt])
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// A known shipment.
+    pub async fn shipment<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        shipment_id: &str,
+    ) -> Result<shipment::Model, TrackingError> {
+        shipment::Entity::find_by_id(shipment_id.to_owned())
+            .one(conn)
+            .await?
+            .ok_or_else(|| TrackingError::UnknownShipment(shipment_id.to_owned()))
+    }
+
+    /// The device's latest fix.
+    pub async fn last_fix<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        device_id: &str,
+    ) -> Result<Option<Fix>, TrackingError> {
+        let row = position::Entity::find()
+            .filter(position::Column::DeviceId.eq(device_id))
+            .order_by_desc(position::Column::RecordedAt)
+            .one(conn)
+            .await?;
+        Ok(row.map(|r| Fix {
+            point: GeoPoint {
+                lat: r.lat,
+                lng: r.lng,
+            },
+            at: r.recorded_at,
+        }))
+    }
+
+    /// Keeps a fix; `false` when the device already reported one at that instant.
+    pub async fn insert_position<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        device_id: &str,
+        shipment_id: &str,
+        fix: &Fix,
+    ) -> Result<bool, TrackingError> {
+        let row = position::ActiveModel {
+            device_id: Set(device_id.to_owned()),
+            recorded_at: Set(fix.at),
+            shipment_id: Set(shipment_id.to_owned()),
+            lat: Set(fix.point.lat),
+            lng: Set(fix.point.lng),
+        };
+        let inserted = position::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([position::Column::DeviceId, position::Column::RecordedAt])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
+        Ok(inserted == 1)
+    }
+
+    /// The shipment's newest `limit` fixes, oldest first.
+    pub async fn recent_fixes<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        shipment_id: &str,
+        limit: u64,
+    ) -> Result<Vec<Fix>, TrackingError> {
+        let mut rows = position::Entity::find()
+            .filter(position::Column::ShipmentId.eq(shipment_id))
+            .order_by_desc(position::Column::RecordedAt)
+            .limit(limit)
+            .all(conn)
+            .await?;
+        rows.reverse();
+        Ok(rows
+            .into_iter()
+            .map(|r| Fix {
+                point: GeoPoint {
+                    lat: r.lat,
+                    lng: r.lng,
+                },
+                at: r.recorded_at,
+            })
+            .collect())
+    }
+
+    /// The whole breadcrumb track, oldest first.
+    pub async fn track(&self, shipment_id: &str) -> Result<Vec<TrackPoint>, TrackingError> {
+        let rows = position::Entity::find()
+            .filter(position::Column::ShipmentId.eq(shipment_id))
+            .order_by_asc(position::Column::RecordedAt)
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| TrackPoint {
+                point: Some(GeoPoint {
+                    lat: r.lat,
+                    lng: r.lng,
+                }),
+                recorded_at: Some(to_timestamp(r.recorded_at)),
+            })
+            .collect())
+    }
+
+    /// Forgets fixes older than `before`.
+    pub async fn prune_positions(&self, before: DateTime<Utc>) -> Result<u64, TrackingError> {
+        Ok(position::Entity::delete_many()
+            .filter(position::Column::RecordedAt.lt(before))
+            .exec(&self.db)
+            .await?
+            .rows_affected)
+    }
+
+    /// Stores a shipment's ETA; returns whether it was already arriving before.
+    pub async fn save_eta<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        estimate: &Eta,
+    ) -> Result<bool, TrackingError> {
+        let was_arriving = eta::Entity::find_by_id(estimate.shipment_id.clone())
+            .one(conn)
+            .await?
+            .is_some_and(|row| row.arriving);
+        let row = eta::ActiveModel {
+            shipment_id: Set(estimate.shipment_id.clone()),
+            eta: Set(estimate.encode_to_vec()),
+            arriving: Set(estimate.arriving || was_arriving),
+            updated_at: Set(Utc::now()),
+        };
+        eta::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(eta::Column::ShipmentId)
+                    .update_columns([
+                        eta::Column::Eta,
+                        eta::Column::Arriving,
+                        eta::Column::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
+        Ok(was_arriving)
+    }
+
+    /// A shipment's latest ETA.
+    pub async fn eta(&self, shipment_id: &str) -> Result<Option<Eta>, TrackingError> {
+        eta::Entity::find_by_id(shipment_id.to_owned())
+            .one(&self.db)
+            .await?
+            .map(|row| Eta::decode(row.eta.as_slice()).map_err(corrupt))
+            .transpose()
+    }
+
+    /// Adds a timeline entry (once per event).
+    pub async fn add_timeline<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        event_id: &str,
+        order_id: &str,
+        user_id: &str,
+        entry: &TimelineEntry,
+    ) -> Result<(), TrackingError> {
+        let row = timeline_entry::ActiveModel {
+            event_id: Set(event_id.to_owned()),
+            order_id: Set(order_id.to_owned()),
+            user_id: Set(user_id.to_owned()),
+            status: Set(entry.status),
+            note: Set(entry.note.clone()),
+            at: Set(entry
+                .at
+                .as_ref()
+                .and_then(from_timestamp)
+                .unwrap_or_else(Utc::now)),
+        };
+        timeline_entry::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(timeline_entry::Column::EventId)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// An order's timeline with the order's owner ("" when unknown).
+    pub async fn timeline(
+        &self,
+        order_id: &str,
+    ) -> Result<(String, Vec<TimelineEntry>), TrackingError> {
+        let rows = timeline_entry::Entity::find()
+            .filter(timeline_entry::Column::OrderId.eq(order_id))
+            .order_by_asc(timeline_entry::Column::At)
+            .order_by_asc(timeline_entry::Column::EventId)
+            .all(&self.db)
+            .await?;
+        let owner = rows.first().map(|r| r.user_id.clone()).unwrap_or_default();
+        let entries = rows
+            .into_iter()
+            .map(|r| TimelineEntry {
+                status: r.status,
+                at: Some(to_timestamp(r.at)),
+                note: r.note,
+            })
+            .collect();
+        Ok((owner, entries))
+    }
+
+    /// Appends to a user's feed and returns the item's cursor. The counter row is locked until
+    /// the transaction commits, so cursors are handed out in commit order and a tail that
+    /// reads "after N" can never skip an item that commits late.
+    pub async fn append_feed<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        user_id: &str,
+        update: &LiveUpdate,
+    ) -> Result<i64, TrackingError> {
+        feed_counter::Entity::update_many()
+            .col_expr(
+                feed_counter::Column::Next,
+                Expr::col(feed_counter::Column::Next).add(1),
+            )
+            .filter(feed_counter::Column::Id.eq(1))
+            .exec(conn)
+            .await?;
+        let seq = feed_counter::Entity::find_by_id(1)
+            .one(conn)
+            .await?
+            .map(|row| row.next)
+            .ok_or_else(|| TrackingError::Corrupt("the feed counter row is missing".into()))?;
+        let row = feed_item::ActiveModel {
+            seq: Set(seq),
+            user_id: Set(user_id.to_owned()),
+            update: Set(update.encode_to_vec()),
+            created_at: Set(Utc::now()),
+        };
+        feed_item::Entity::insert(row)
+            .exec_without_returning(conn)
+            .await?;
+        Ok(seq)
+    }
+
+    /// Feed items after `after` (of one user, or of everyone), oldest first, with cursors set.
+    pub async fn feed_after(
+        &self,
+        user_id: Option<&str>,
+        after: i64,
+        limit: u64,
+    ) -> Result<Vec<(String, LiveUpdate)>, TrackingError> {
+        let mut query = feed_item::Entity::find().filter(feed_item::Column::Seq.gt(after));
+        if let Some(user_id) = user_id {
+            query = query.filter(feed_item::Column::UserId.eq(user_id));
+        }
+        let rows = query
+            .order_by_asc(feed_item::Column::Seq)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let mut update = LiveUpdate::decode(row.update.as_slice()).map_err(corrupt)?;
+                update.cursor = row.seq.to_string();
+                Ok((row.user_id, update))
+            })
+            .collect()
+    }
+
+    /// The newest feed cursor.
+    pub async fn feed_head(&self) -> Result<i64, TrackingError> {
+        Ok(feed_counter::Entity::find_by_id(1)
+            .one(&self.db)
+            .await?
+            .map_or(0, |row| row.next))
+    }
+
+    /// A user's preferences (defaults when never set).
+    pub async fn preferences<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        user_id: &str,
+    ) -> Result<NotificationPreferences, TrackingError> {
+        match preferences::Entity::find_by_id(user_id.to_owned())
+            .one(conn)
+            .await?
+        {
+            Some(row) => {
+                NotificationPreferences::decode(row.preferences.as_slice()).map_err(corrupt)
+            }
+            None => Ok(default_preferences(user_id)),
+        }
+    }
+
+    /// Replaces a user's preferences.
+    pub async fn set_preferences(
+        &self,
+        prefs: &NotificationPreferences,
+    ) -> Result<(), TrackingError> {
+        let row = preferences::ActiveModel {
+            user_id: Set(prefs.user_id.clone()),
+            preferences: Set(prefs.encode_to_vec()),
+            updated_at: Set(Utc::now()),
+        };
+        preferences::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(preferences::Column::UserId)
+                    .update_columns([
+                        preferences::Column::Preferences,
+                        preferences::Column::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Registers (or moves) a device.
+    pub async fn register_device(
+        &self,
+        user_id: &str,
+        token: &str,
+        platform: i32,
+    ) -> Result<(), TrackingError> {
+        let row = device::ActiveModel {
+            device_token: Set(token.to_owned()),
+            user_id: Set(user_id.to_owned()),
+            platform: Set(platform),
+            updated_at: Set(Utc::now()),
+        };
+        device::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(device::Column::DeviceToken)
+                    .update_columns([
+                        device::Column::UserId,
+                        device::Column::Platform,
+                        device::Column::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// A user's devices: (token, platform).
+    pub async fn devices<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        user_id: &str,
+    ) -> Result<Vec<(String, i32)>, TrackingError> {
+        let rows = device::Entity::find()
+            .filter(device::Column::UserId.eq(user_id))
+            .all(conn)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.device_token, r.platform))
+            .collect())
+    }
+
+    /// Queues a push (once: the id derives from the event).
+    pub async fn add_notification<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        row: notification::Model,
+    ) -> Result<(), TrackingError> {
+        let row = notification::ActiveModel {
+            notification_id: Set(row.notification_id),
+            user_id: Set(row.user_id),
+            order_id: Set(row.order_id),
+            title: Set(row.title),
+            body: Set(row.body),
+            attempts: Set(row.attempts),
+            next_attempt_at: Set(row.next_attempt_at),
+            delivered_at: Set(row.delivered_at),
+            last_error: Set(row.last_error),
+            created_at: Set(row.created_at),
+        };
+        notification::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(notification::Column::NotificationId)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Pushes due now.
+    pub async fn due_notifications(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<notification::Model>, TrackingError> {
+        Ok(notification::Entity::find()
+            .filter(notification::Column::DeliveredAt.is_null())
+            .filter(notification::Column::NextAttemptAt.lte(now))
+            .order_by_asc(notification::Column::NextAttemptAt)
+            .limit(limit)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Takes a due push for one attempt (another replica that read it too loses the race):
+    /// moves its next attempt to `lease_until`.
+    pub async fn claim_notification(
+        &self,
+        row: &notification::Model,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool, TrackingError> {
+        let claimed = notification::Entity::update_many()
+            .col_expr(
+                notification::Column::NextAttemptAt,
+                Expr::value(lease_until),
+            )
+            .filter(notification::Column::NotificationId.eq(row.notification_id.clone()))
+            .filter(notification::Column::NextAttemptAt.eq(row.next_attempt_at))
+            .filter(notification::Column::DeliveredAt.is_null())
+            .exec(&self.db)
+            .await?;
+        Ok(claimed.rows_affected == 1)
+    }
+
+    /// Records an attempt's outcome.
+    pub async fn finish_attempt(
+        &self,
+        id: &str,
+        attempts: i32,
+        outcome: Result<(), (String, DateTime<Utc>)>,
+    ) -> Result<(), TrackingError> {
+        let mut update = notification::Entity::update_many()
+            .col_expr(notification::Column::Attempts, Expr::value(attempts));
+        update = match outcome {
+            Ok(()) => update.col_expr(
+                notification::Column::DeliveredAt,
+                Expr::value(Some(Utc::now())),
+            ),
+            Err((error, retry_at)) => update
+                .col_expr(notification::Column::LastError, Expr::value(error))
+                .col_expr(notification::Column::NextAttemptAt, Expr::value(retry_at)),
+        };
+        update
+            .filter(notification::Column::NotificationId.eq(id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+}
