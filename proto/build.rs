@@ -25,8 +25,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .file_descriptor_set_path(&descriptor_path)
         .skip_protoc_run()
-        // Skeleton services answer UNIMPLEMENTED until their issue fills them in.
-        .generate_default_stubs(true)
         .compile_fds(descriptor_set)?;
     Ok(())
 }

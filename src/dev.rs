@@ -131,8 +131,10 @@ async fn start_all(args: &DevArgs, ctx: &ServiceContext) -> anyhow::Result<Vec<R
     gateway.server.listen = Some(SocketAddr::new(host, args.ports_from));
     gateway.order_url = url(oms_order_svc::DEFAULT_PORT);
     gateway.inventory_url = url(oms_inventory_svc::DEFAULT_PORT);
-    gateway.fulfillment_url = url(oms_fulfillment_svc::DEFAULT_PORT);
     gateway.tracking_url = url(oms_tracking_svc::DEFAULT_PORT);
+    // Development only: a local signing key stands in for the identity provider.
+    let dev_key = oms_gateway::dev_key::ensure(dir).map_err(anyhow::Error::msg)?;
+    gateway.jwks_file = Some(dev_key.jwks_path);
     running.push(oms_gateway::start(gateway, ctx.clone()).await?);
     Ok(running)
 }
@@ -187,7 +189,11 @@ fn print_welcome(
          \x20 buf curl --protocol grpc --http2-prior-knowledge --list-services http://{gateway}\n\
          \x20 buf curl --protocol grpc --http2-prior-knowledge http://{gateway}/grpc.health.v1.Health/Check\n\
          \x20 grpcurl -plaintext {gateway} list\n\
-         \nCtrl-C stops everything cleanly.\n"
+         \nThe public API needs a token; `oms token` mints one from the dev key in {data}:\n\
+         \x20 buf curl --protocol grpc --http2-prior-knowledge -H \"authorization: Bearer $(oms token --user ada)\" \\\n\
+         \x20   -d '{{}}' http://{gateway}/oms.mobile.v1.MobileOrderService/ListOrders\n\
+         \nCtrl-C stops everything cleanly.\n",
+        data = args.data_dir.display()
     ));
     println!("{text}");
 }

@@ -4,10 +4,13 @@
 //!   under `./.oms/` and the in-process bus (or NATS with `--nats-url`).
 //! * `oms serve <gateway|order|inventory|fulfillment|tracking>` — one service, configured by
 //!   flags and `OMS_*` variables (one Kubernetes Deployment each).
+//! * `oms token` — a development access token for the gateway (dev key only).
+//! * `oms bench <scenario>` — load generators with latency percentiles.
 
 mod bench;
 mod dev;
 mod serve;
+mod token;
 
 use clap::{Parser, Subcommand};
 use oms_platform::config::{MetricsArgs, TelemetryArgs};
@@ -32,6 +35,8 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Load-test the mesh and report throughput and latency.
     Bench(bench::BenchArgs),
+    /// Mint a development access token from the local dev key (never for production).
+    Token(token::TokenArgs),
 }
 
 #[tokio::main]
@@ -42,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Serve(args)) => serve::run(*args, &cli.metrics).await,
         Some(Command::Dev(args)) => dev::run(args, &cli.metrics).await,
         Some(Command::Bench(args)) => bench::run(args).await,
+        Some(Command::Token(args)) => token::run(&args),
         None => dev::run(dev::DevArgs::from_env(), &cli.metrics).await,
     }
 }

@@ -3,6 +3,7 @@
 //! Each scenario drives a fixed number of requests through a fixed number of concurrent
 //! workers and reports throughput, success rate and latency (p50/p90/p99/max).
 
+mod gateway;
 mod inventory;
 mod stream;
 
@@ -28,6 +29,8 @@ pub struct BenchArgs {
 enum Scenario {
     /// Reservations per second on one hot SKU and on spread SKUs (inventory-svc on PostgreSQL).
     Inventory(inventory::InventoryBench),
+    /// GetOrder through the gateway vs straight to order-svc, in one run.
+    Gateway(gateway::GatewayBench),
     /// Live stream delivery latency with 1k and 10k open streams (tracking-svc on PostgreSQL).
     Stream(stream::StreamBench),
 }
@@ -36,6 +39,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.scenario {
         Scenario::Inventory(bench) => inventory::run(bench).await,
         Scenario::Stream(bench) => stream::run(bench).await,
+        Scenario::Gateway(bench) => gateway::run(bench).await,
     }
 }
 

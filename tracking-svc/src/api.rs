@@ -17,7 +17,7 @@ use crate::{
 };
 
 /// The response stream of `Subscribe`.
-type SubscribeStream =
+type LiveStream =
     Pin<Box<dyn Stream<Item = Result<pb::SubscribeResponse, Status>> + Send + 'static>>;
 
 /// Most positions in one batch call.
@@ -206,10 +206,12 @@ impl TrackingService for TrackingApi {
         Ok(Response::new(pb::RegisterDeviceResponse {}))
     }
 
+    type SubscribeStream = LiveStream;
+
     async fn subscribe(
         &self,
         request: Request<pb::SubscribeRequest>,
-    ) -> Result<Response<SubscribeStream>, Status> {
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
         let request = request.into_inner();
         let mut v = Violations::new();
         v.id("user_id", &request.user_id);
