@@ -89,8 +89,7 @@ async fn stream(
     shutdown: &CancellationToken,
 ) -> Result<(), Status> {
     let mut last = resume_after.unwrap_or(i64::MIN);
-    if let Some(after) = resume_after {
-        last = after;
+    if resume_after.is_some() {
         loop {
             let page = store
                 .feed_after(Some(user_id), last, PAGE)
@@ -111,6 +110,8 @@ async fn stream(
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
+            // The app hung up: stop holding its subscription.
+            () = sender.closed() => return Ok(()),
             () = subscriber.wake.notified() => {}
             () = tokio::time::sleep(heartbeat) => {
                 let beat = LiveUpdate { cursor: String::new(), at: Some(now()), kind: Some(Kind::Heartbeat(Heartbeat {})) };
