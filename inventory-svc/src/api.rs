@@ -240,8 +240,21 @@ impl InventoryService for InventoryApi {
         request: Request<pb::ReleaseRequest>,
     ) -> Result<Response<pb::ReleaseResponse>, Status> {
         let request = request.into_inner();
+        let by_order = request.reservation_id.is_empty() && !request.order_id.is_empty();
+        let reservation_id = if by_order {
+            validate::order_id(&request.order_id)?;
+            let open = reservations::open_of_order(&self.store, &request.order_id)
+                .await
+                .map_err(status)?;
+            match open {
+                Some(id) => id,
+                None => return Ok(Response::new(pb::ReleaseResponse { reservation: None })),
+            }
+        } else {
+            request.reservation_id.clone()
+        };
         let lines = validate::settle(
-            &request.reservation_id,
+            &reservation_id,
             &request.lines,
             &request.idempotency_key,
             Some(&request.reason),
@@ -253,15 +266,9 @@ impl InventoryService for InventoryApi {
             } else {
                 &request.reason
             };
-            let reservation = reservations::settle(
-                &self.store,
-                &request.reservation_id,
-                &lines,
-                false,
-                reason,
-                &call,
-            )
-            .await?;
+            let reservation =
+                reservations::settle(&self.store, &reservation_id, &lines, false, reason, &call)
+                    .await?;
             Ok(pb::ReleaseResponse {
                 reservation: Some(reservation),
             })

@@ -193,6 +193,22 @@ pub async fn held_units<C: ConnectionTrait>(
         .collect())
 }
 
+/// The reservation of `order_id` that still holds stock, if any.
+pub async fn open_of_order(
+    store: &Store,
+    order_id: &str,
+) -> Result<Option<String>, InventoryError> {
+    let open = reservation::Entity::find()
+        .filter(reservation::Column::OrderId.eq(order_id))
+        .filter(reservation::Column::Status.is_in([
+            ReservationStatus::Active.as_str(),
+            ReservationStatus::Partial.as_str(),
+        ]))
+        .one(&store.db)
+        .await?;
+    Ok(open.map(|row| row.reservation_id))
+}
+
 /// The order is confirmed: the reservation no longer expires.
 pub async fn confirm(
     store: &Store,

@@ -160,6 +160,7 @@ async fn churn(kind: &str) {
             lines: vec![],
             reason: "customer cancelled".into(),
             idempotency_key: format!("release-{}", r.reservation_id),
+            ..Default::default()
         };
         async move { client.release(request).await }
     });

@@ -130,6 +130,7 @@ async fn settle(kind: &str) {
         lines: vec![],
         reason: "customer cancelled".into(),
         idempotency_key: "cancel-1".into(),
+        ..Default::default()
     };
     let done = client
         .release(release.clone())
@@ -154,6 +155,7 @@ async fn settle(kind: &str) {
             lines: vec![],
             reason: String::new(),
             idempotency_key: "cancel-2".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -359,5 +361,56 @@ async fn bad_input(kind: &str) {
         .into_inner()
         .movements;
     assert_eq!(movements.len(), 1, "only the seed receipt is in the ledger");
+    inventory.assert_audit_clean().await;
+}
+
+on_both_databases!(
+    an_interrupted_placement_releases_by_order_id,
+    release_by_order
+);
+async fn release_by_order(kind: &str) {
+    let inventory = TestInventory::start(kind).await;
+    inventory.seed(&["A"], &[BERLIN], 10).await;
+    let mut client = inventory.client.clone();
+    client
+        .reserve(reserve("order-7", &[("A", "fc-berlin", 4)]))
+        .await
+        .unwrap();
+    assert_eq!(inventory.level("A", "fc-berlin").await, (10, 4, 6));
+    // The placement crashed before it learnt the reservation id: recovery names the order.
+    let by_order = pb::ReleaseRequest {
+        order_id: "order-7".into(),
+        reason: "placement was interrupted".into(),
+        idempotency_key: "interrupted-order-7".into(),
+        ..Default::default()
+    };
+    let released = client.release(by_order.clone()).await.unwrap().into_inner();
+    assert_eq!(
+        released.reservation.unwrap().status(),
+        pb::ReservationStatus::Released
+    );
+    assert_eq!(inventory.level("A", "fc-berlin").await, (10, 0, 10));
+    // Again, and for an order that holds nothing: nothing to do, nothing changes.
+    client.release(by_order).await.unwrap();
+    let nothing = client
+        .release(pb::ReleaseRequest {
+            order_id: "order-unknown".into(),
+            idempotency_key: "interrupted-order-unknown".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(nothing.reservation, None);
+    assert_eq!(inventory.level("A", "fc-berlin").await, (10, 0, 10));
+    // Neither a reservation nor an order: a clear refusal.
+    let refused = client
+        .release(pb::ReleaseRequest {
+            idempotency_key: "k".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
     inventory.assert_audit_clean().await;
 }

@@ -111,6 +111,11 @@ pub struct Config {
     /// How often interrupted placements and unverified orders are settled.
     #[arg(long = "recovery-interval", env = "OMS_RECOVERY_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub recovery_interval: Duration,
+    /// A placement still unfinished this long after it began was interrupted (a crash, a
+    /// database outage): recovery releases its stock and rejects it, so the buyer's retry gets
+    /// an answer. Must exceed the longest placement (a few peer timeouts).
+    #[arg(long = "placement-deadline", env = "OMS_PLACEMENT_DEADLINE", default_value = "60s", value_parser = parse_duration)]
+    pub placement_deadline: Duration,
     /// Timeout of calls to inventory-svc and fulfillment-svc.
     #[arg(long = "peer-timeout", env = "OMS_PEER_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub peer_timeout: Duration,
@@ -171,6 +176,7 @@ pub async fn start_with(
         payments,
         settings: orders::Settings {
             reservation_ttl: config.reservation_ttl,
+            placement_deadline: config.placement_deadline,
             refund_shipping_on_full_return: config.refund_shipping_on_full_return,
             step_up_secret: config
                 .step_up_secret

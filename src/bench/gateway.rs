@@ -8,19 +8,17 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use clap::Args;
+use oms::mesh::{self, Operator, Protocol, Target};
 use oms_platform::{
     bus::memory::InProcessBus,
     config::{self, DatabaseArgs},
     runtime::{RunningService, ServiceContext},
 };
 use oms_proto::{
-    common::v1::{Address, GeoPoint, Money},
-    fulfillment::v1::{self as ful, fulfillment_service_client::FulfillmentServiceClient},
-    inventory::v1::{self as inv, inventory_service_client::InventoryServiceClient},
     mobile::v1::{self as mobile, mobile_order_service_client::MobileOrderServiceClient},
     order::v1::{self as ord, order_service_client::OrderServiceClient},
 };
-use tonic::{Request, transport::Channel};
+use tonic::Request;
 
 use super::{Load, Report, drive};
 
@@ -92,14 +90,6 @@ async fn start(dir: &std::path::Path) -> anyhow::Result<Mesh> {
     })
 }
 
-async fn connect(url: &str) -> anyhow::Result<Channel> {
-    let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())?;
-    endpoint
-        .connect()
-        .await
-        .with_context(|| format!("connect to {url}"))
-}
-
 async fn measure(bench: &GatewayBench, mesh: &Mesh) -> anyhow::Result<()> {
     let url = |name: &str| {
         mesh.running
@@ -108,9 +98,9 @@ async fn measure(bench: &GatewayBench, mesh: &Mesh) -> anyhow::Result<()> {
             .map(RunningService::url)
             .unwrap_or_default()
     };
-    let orders = OrderServiceClient::new(connect(&url("order")).await?);
-    let gateway = MobileOrderServiceClient::new(connect(&url("gateway")).await?);
-    let order_id = seed(&url("fulfillment"), &url("inventory"), orders.clone()).await?;
+    let orders = OrderServiceClient::new(mesh::channel(&url("order")).await?);
+    let gateway = MobileOrderServiceClient::new(mesh::channel(&url("gateway")).await?);
+    let order_id = seed(mesh, url).await?;
     let key = oms_gateway::dev_key::ensure(&mesh.dir).map_err(anyhow::Error::msg)?;
     let token = key
         .mint("bench", "orders:read", Duration::from_secs(3600))
@@ -118,6 +108,7 @@ async fn measure(bench: &GatewayBench, mesh: &Mesh) -> anyhow::Result<()> {
     let load = Load {
         requests: bench.requests,
         concurrency: bench.concurrency,
+        until: None,
     };
     println!(
         "gateway overhead: GetOrder, {} calls per scenario, {} in flight, one mesh (SQLite, in-process bus)",
@@ -181,83 +172,28 @@ fn print(report: &Report) {
 }
 
 /// A center, a SKU with price and stock, and one placed order; returns its id.
-async fn seed(
-    fulfillment_url: &str,
-    inventory_url: &str,
-    mut orders: OrderServiceClient<Channel>,
-) -> anyhow::Result<String> {
-    let mut fulfillment = FulfillmentServiceClient::new(connect(fulfillment_url).await?);
-    let mut inventory = InventoryServiceClient::new(connect(inventory_url).await?);
-    let eur = |amount: &str| {
-        Some(Money {
-            currency_code: "EUR".into(),
-            amount: amount.into(),
-        })
+async fn seed(mesh: &Mesh, url: impl Fn(&str) -> String) -> anyhow::Result<String> {
+    let target = Target {
+        gateway: url("gateway"),
+        order: url("order"),
+        inventory: url("inventory"),
+        fulfillment: url("fulfillment"),
+        tracking: url("tracking"),
+        key_dir: mesh.dir.clone(),
+        protocol: Protocol::Grpc,
     };
-    let method = ful::MethodOffer {
-        method: 1,
-        carrier: "parcelnet".into(),
-        base_hours: 24,
-        per_100km_hours: 2.0,
-        max_km: 0.0,
-        base_price: eur("4.90"),
-    };
-    let center = ful::FulfillmentCenter {
-        center_id: "bench-berlin".into(),
-        name: "Berlin".into(),
-        point: Some(GeoPoint {
-            lat: 52.52,
-            lng: 13.40,
-        }),
-        country_code: "DE".into(),
-        daily_capacity: 1000,
-        handling_hours: 2,
-        cutoff_minute_utc: 23 * 60,
-        methods: vec![method],
-        active: true,
-        ..Default::default()
-    };
-    fulfillment
-        .upsert_center(ful::UpsertCenterRequest {
-            center: Some(center),
-        })
+    let mut operator = Operator::connect(&target).await?;
+    let berlin = mesh::german_center("bench-berlin", 52.52, 13.40, false);
+    operator
+        .seed(
+            "bench",
+            &[berlin],
+            &[("BENCH", "9.90")],
+            &[("BENCH", "bench-berlin", 10)],
+        )
         .await?;
-    inventory
-        .upsert_sku(inv::UpsertSkuRequest {
-            sku: Some(inv::Sku {
-                sku: "BENCH".into(),
-                name: "Bench".into(),
-                weight_grams: 200,
-                ..Default::default()
-            }),
-        })
-        .await?;
-    orders
-        .upsert_price(ord::UpsertPriceRequest {
-            price: Some(ord::Price {
-                sku: "BENCH".into(),
-                name: "Bench".into(),
-                unit_price: eur("9.90"),
-            }),
-        })
-        .await?;
-    let mut received = false;
-    for _ in 0..200 {
-        let request = inv::ReceiveRequest {
-            sku: "BENCH".into(),
-            location_id: "bench-berlin".into(),
-            quantity: 10,
-            reason: "bench".into(),
-            idempotency_key: "bench-seed".into(),
-        };
-        if inventory.receive(request).await.is_ok() {
-            received = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    anyhow::ensure!(received, "the bench center never became a stock location");
-    let placed = orders
+    let placed = operator
+        .orders
         .place_order(ord::PlaceOrderRequest {
             user_id: "bench".into(),
             idempotency_key: "bench-order".into(),
@@ -265,15 +201,7 @@ async fn seed(
                 sku: "BENCH".into(),
                 quantity: 1,
             }],
-            shipping_address: Some(Address {
-                country_code: "DE".into(),
-                region: "DE-BE".into(),
-                location: Some(GeoPoint {
-                    lat: 52.51,
-                    lng: 13.39,
-                }),
-                ..Default::default()
-            }),
+            shipping_address: Some(mesh::berlin_address()),
             currency_code: "EUR".into(),
             ..Default::default()
         })

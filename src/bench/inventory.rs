@@ -59,6 +59,7 @@ pub async fn run(bench: InventoryBench) -> anyhow::Result<()> {
     let load = Load {
         requests: bench.requests,
         concurrency: bench.concurrency,
+        until: None,
     };
     let (client, embedded) = match &bench.inventory_url {
         Some(url) => (connect(url).await?, None),

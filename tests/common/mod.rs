@@ -1,6 +1,8 @@
 //! Test support for the end-to-end tests: start the real `oms` binary and talk to it.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod topology;
+
 use std::{
     io::{BufRead, BufReader},
     net::TcpListener,
@@ -81,6 +83,20 @@ impl OmsProcess {
             .status()
             .expect("kill");
         self.wait(timeout)
+    }
+
+    /// SIGKILL, and waits for it to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Panics with the output if the process has exited.
+    pub fn assert_running(&mut self, name: &str) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            self.drain();
+            panic!("{name} exited with {status}:\n{}", self.output());
+        }
     }
 
     /// Waits for the process to exit by itself.

@@ -135,6 +135,13 @@ pub fn settle(
     Ok(lines)
 }
 
+/// Checks an order id given to find its reservation.
+pub fn order_id(order_id: &str) -> Result<(), ApiError> {
+    let mut v = Violations::new();
+    v.id("order_id", order_id);
+    v.into_result()
+}
+
 /// Checks `Receive`.
 pub fn receive(request: &pb::ReceiveRequest) -> Result<(), ApiError> {
     let mut v = Violations::new();

@@ -34,6 +34,8 @@ pub struct Settings {
     /// How long inventory holds stock for a placement before it is confirmed (and how long a
     /// high-value order may wait for its step-up).
     pub reservation_ttl: Duration,
+    /// After this a PENDING placement counts as interrupted.
+    pub placement_deadline: Duration,
     /// Refund shipping too when a return brings back everything.
     pub refund_shipping_on_full_return: bool,
     /// The key step-up assertions are signed with; `None` refuses verification.
@@ -163,6 +165,7 @@ impl Orders {
                 lines,
                 reason: reason.to_owned(),
                 idempotency_key: key.to_owned(),
+                order_id: String::new(),
             })
             .await
             .map_err(|status| OrderError::from_peer(INVENTORY, status))?;

@@ -387,17 +387,21 @@ impl Orders {
     async fn abandon(&self, mut stored: StoredOrder, held: Held, error: OrderError) -> OrderError {
         let order_id = stored.order.order_id.clone();
         let reason = error.to_string();
-        if let Err(release) = self
-            .release(
-                &held.reservation_id,
-                Vec::new(),
-                &format!("placement failed: {reason}"),
-                &format!("abandon-{order_id}"),
-            )
-            .await
-        {
-            // The reservation's TTL returns the stock anyway.
-            tracing::warn!(%order_id, error = %release, "releasing after a failed placement failed");
+        // A lost answer may hide a reservation that was made: without its id, inventory
+        // finds it by the order.
+        let released = self
+            .inventory
+            .clone()
+            .release(inv::ReleaseRequest {
+                reservation_id: held.reservation_id.clone(),
+                order_id: order_id.clone(),
+                reason: format!("placement failed: {reason}"),
+                idempotency_key: format!("abandon-{order_id}"),
+                ..Default::default()
+            })
+            .await;
+        if let Err(release) = &released {
+            tracing::warn!(%order_id, error = %release, "releasing after a failed placement failed; recovery settles it");
         }
         if held.authorized {
             let total = stored.order.totals.as_ref().and_then(|t| t.total.clone());
@@ -424,8 +428,11 @@ impl Orders {
                 }
                 Err(not_allowed) => Err(not_allowed),
             }
-        } else {
+        } else if released.is_ok() {
             self.store.forget_pending(&order_id).await
+        } else {
+            // Stock may still be held: the order stays PENDING until recovery releases it.
+            Ok(())
         };
         if let Err(cleanup) = outcome {
             tracing::warn!(%order_id, error = %cleanup, "recording the failed placement failed; recovery settles it");

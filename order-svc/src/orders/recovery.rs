@@ -1,6 +1,7 @@
 //! Settles work a crash or an outage interrupted, every few seconds:
-//! * a placement still PENDING well past the reservation TTL never finished: it is REJECTED
-//!   (inventory's TTL has returned its stock; a stray authorisation is voided);
+//! * a placement still PENDING past the placement deadline was interrupted: whatever stock
+//!   its order holds is released, a stray authorisation voided, and it is REJECTED, so the
+//!   buyer's retry gets an answer instead of "still being placed";
 //! * a high-value order not verified within the TTL is cancelled;
 //! * a confirmed order whose reservation inventory was not yet told to keep is confirmed now,
 //!   or cancelled if the stock hold was lost meanwhile.
@@ -40,10 +41,11 @@ impl Orders {
     pub async fn recover(&self) -> Result<(), OrderError> {
         let ttl = chrono::Duration::from_std(self.settings.reservation_ttl)
             .unwrap_or(chrono::Duration::minutes(15));
-        let long_ago = Utc::now() - ttl - chrono::Duration::seconds(30);
+        let deadline = chrono::Duration::from_std(self.settings.placement_deadline)
+            .unwrap_or(chrono::Duration::minutes(1));
         for stored in self
             .store
-            .stale(OrderStatus::Pending, long_ago, BATCH)
+            .stale(OrderStatus::Pending, Utc::now() - deadline, BATCH)
             .await?
         {
             self.reject_interrupted(stored).await?;
@@ -84,6 +86,18 @@ impl Orders {
     async fn reject_interrupted(&self, mut stored: StoredOrder) -> Result<(), OrderError> {
         let order_id = stored.order.order_id.clone();
         let currency = money::currency_of(&stored.order)?;
+        // The placement may have reserved without saving the reservation's id; inventory
+        // finds it by the order. Unreachable inventory fails the pass, which retries.
+        self.inventory
+            .clone()
+            .release(inv::ReleaseRequest {
+                order_id: order_id.clone(),
+                reason: "placement was interrupted".into(),
+                idempotency_key: format!("interrupted-{order_id}"),
+                ..Default::default()
+            })
+            .await
+            .map_err(|status| OrderError::from_peer(INVENTORY, status))?;
         // A crash between authorising and saving leaves an authorisation under the order's
         // id; voiding an unknown one is refused and harmless.
         let authorization = format!("auth-{order_id}");
