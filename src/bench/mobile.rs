@@ -95,7 +95,8 @@ pub struct GpsBench {
     /// Positions per second in all.
     #[arg(long, default_value_t = 2_000.0)]
     rate: f64,
-    /// Positions per ReportPositions call (a 3PL feed batches them).
+    /// Positions per ReportPositions call: a courier's phone records a fix every 100 ms and
+    /// uploads them together.
     #[arg(long, default_value_t = 10)]
     batch: usize,
     /// How long to send.
@@ -380,7 +381,9 @@ pub async fn flash_sale(bench: FlashSaleBench) -> anyhow::Result<()> {
             }
             Answer::Failed(error) => Err(error),
         };
-        report.record(tapped.saturating_duration_since(started), latency, result);
+        // Everyone taps at once, so the plot places each answer at the moment it arrived.
+        let answered = (tapped + latency).saturating_duration_since(started);
+        report.record(answered, latency, result);
     }
     report.elapsed = started.elapsed();
     bar.finish_and_clear();
@@ -740,13 +743,14 @@ pub async fn gps(bench: GpsBench) -> anyhow::Result<()> {
         let (tracking, shipments) = (operator.tracking.clone(), shipments.clone());
         move |call: usize| {
             let mut tracking = tracking.clone();
-            // Each call carries the next `batch` couriers' fixes; a courier moves ~1 m
-            // per fix, east along a street.
+            // Each call is the next courier's upload; couriers take turns, so each one uploads
+            // every `couriers / calls per second` seconds, moving ~1 m east per fix.
+            let (courier, round) = (call % shipments.len(), call / shipments.len());
+            let uploaded = chrono::Utc::now();
             let positions = (0..batch)
                 .map(|k| {
-                    let fix = call * batch + k;
-                    let courier = fix % shipments.len();
-                    let step = (fix / shipments.len()) as f64;
+                    let step = (round * batch + k) as f64;
+                    let age = chrono::Duration::milliseconds(100 * (batch - 1 - k) as i64);
                     trk::PositionReport {
                         device_id: format!("van-{courier}"),
                         shipment_id: shipments[courier].clone(),
@@ -754,7 +758,7 @@ pub async fn gps(bench: GpsBench) -> anyhow::Result<()> {
                             lat: 52.40,
                             lng: 13.30 + step * 0.000_015,
                         }),
-                        recorded_at: Some(oms_platform::events::now()),
+                        recorded_at: Some(oms_platform::events::to_timestamp(uploaded - age)),
                         accuracy_m: 5.0,
                         speed_mps: 8.0,
                     }
