@@ -89,6 +89,9 @@ fn shoppers(
                             Ok(order) if order.status() == OrderStatus::Confirmed => {
                                 outcomes.accepted.push((user.clone(), order.order_id));
                             }
+                            Ok(order) if order.status() == OrderStatus::Rejected => {
+                                outcomes.interrupted += 1;
+                            }
                             Ok(order) => outcomes.failed.push(format!("{:?}", order.status())),
                             Err(status) if status.code() == Code::FailedPrecondition => {
                                 outcomes.sold_out += 1;
@@ -186,6 +189,7 @@ async fn inventory_killed_mid_load_loses_no_order_and_oversells_nothing() {
     mesh.start_service("inventory").await;
     let outcomes = load.await.unwrap();
     assert!(!outcomes.accepted.is_empty());
+    assert!(outcomes.retries > 0, "no app felt the outage: {outcomes:?}");
     assert_eq!(
         outcomes.accepted.len() + outcomes.sold_out + outcomes.interrupted,
         80,
@@ -206,6 +210,10 @@ async fn postgres_restart_loses_no_order_and_oversells_nothing() {
     tokio::time::sleep(Duration::from_millis(700)).await;
     postgres.restart();
     let outcomes = load.await.unwrap();
+    assert!(
+        outcomes.retries > 0,
+        "no app felt the restart: {outcomes:?}"
+    );
     assert_eq!(
         outcomes.accepted.len() + outcomes.sold_out + outcomes.interrupted,
         64,

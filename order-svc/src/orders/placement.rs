@@ -37,6 +37,8 @@ use crate::{
 /// What a placement has taken so far, to give back if it fails.
 #[derive(Default)]
 struct Held {
+    /// A reserve call went out: stock may be held even without an id (its answer was lost).
+    reserve_sent: bool,
     reservation_id: String,
     authorized: bool,
 }
@@ -189,6 +191,7 @@ impl Orders {
         eligibility::check(&facts, &self.settings.policy).map_err(OrderError::NotEligible)?;
 
         let plan = self.plan(&stored.order, intake).await?;
+        held.reserve_sent = true;
         let (plan, reservation) = match self.reserve(&stored.order, &plan, "").await {
             Err(OrderError::Unfulfillable { .. }) => {
                 // Someone took the stock between plan and reserve: plan again over what is left.
@@ -388,18 +391,23 @@ impl Orders {
         let order_id = stored.order.order_id.clone();
         let reason = error.to_string();
         // A lost answer may hide a reservation that was made: without its id, inventory
-        // finds it by the order.
-        let released = self
-            .inventory
-            .clone()
-            .release(inv::ReleaseRequest {
-                reservation_id: held.reservation_id.clone(),
-                order_id: order_id.clone(),
-                reason: format!("placement failed: {reason}"),
-                idempotency_key: format!("abandon-{order_id}"),
-                ..Default::default()
-            })
-            .await;
+        // finds it by the order. Refusals before any reserve (sold out at planning, not
+        // eligible) hold nothing and skip the call.
+        let released = if held.reserve_sent {
+            self.inventory
+                .clone()
+                .release(inv::ReleaseRequest {
+                    reservation_id: held.reservation_id.clone(),
+                    order_id: order_id.clone(),
+                    reason: format!("placement failed: {reason}"),
+                    idempotency_key: format!("abandon-{order_id}"),
+                    ..Default::default()
+                })
+                .await
+                .map(drop)
+        } else {
+            Ok(())
+        };
         if let Err(release) = &released {
             tracing::warn!(%order_id, error = %release, "releasing after a failed placement failed; recovery settles it");
         }
