@@ -12,7 +12,7 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 use oms_proto::{
-    common::v1::{Address, GeoPoint, Money},
+    common::v1::{Address, GeoPoint, Money, ShippingMethod},
     fulfillment::v1::{self as ful, fulfillment_service_client::FulfillmentServiceClient},
     inventory::v1::{self as inv, inventory_service_client::InventoryServiceClient},
     mobile::v1::mobile_order_service_client::MobileOrderServiceClient,
@@ -319,24 +319,28 @@ pub fn eur(amount: &str) -> Option<Money> {
 /// A German fulfillment center offering standard (parcelnet), express and same-day
 /// (swiftship); `express_only` leaves only express.
 pub fn german_center(id: &str, lat: f64, lng: f64, express_only: bool) -> ful::FulfillmentCenter {
-    let offer =
-        |method: i32, carrier: &str, base_hours: u32, per_100km: f64, max_km: f64, price: &str| {
-            ful::MethodOffer {
-                method,
-                carrier: carrier.into(),
-                base_hours,
-                per_100km_hours: per_100km,
-                max_km,
-                base_price: eur(price),
-            }
-        };
+    let offer = |method: ShippingMethod,
+                 carrier: &str,
+                 base_hours: u32,
+                 per_100km: f64,
+                 max_km: f64,
+                 price: &str| {
+        ful::MethodOffer {
+            method: method as i32,
+            carrier: carrier.into(),
+            base_hours,
+            per_100km_hours: per_100km,
+            max_km,
+            base_price: eur(price),
+        }
+    };
     let mut methods = vec![
-        offer(1, "parcelnet", 24, 2.0, 0.0, "4.90"),
-        offer(2, "swiftship", 10, 1.0, 0.0, "12.90"),
-        offer(3, "swiftship", 2, 0.5, 60.0, "19.90"),
+        offer(ShippingMethod::Standard, "parcelnet", 24, 2.0, 0.0, "4.90"),
+        offer(ShippingMethod::Express, "swiftship", 10, 1.0, 0.0, "12.90"),
+        offer(ShippingMethod::SameDay, "swiftship", 2, 0.5, 60.0, "19.90"),
     ];
     if express_only {
-        methods.retain(|m| m.method == 2);
+        methods.retain(|m| m.method == ShippingMethod::Express as i32);
     }
     ful::FulfillmentCenter {
         center_id: id.into(),
