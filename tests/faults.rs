@@ -208,12 +208,11 @@ async fn postgres_restart_loses_no_order_and_oversells_nothing() {
     let users: Vec<String> = apps.iter().map(|(u, _)| u.clone()).collect();
     let load = shoppers(apps, 8, Duration::from_millis(100));
     tokio::time::sleep(Duration::from_millis(700)).await;
+    // The pools reconnect, so a quick restart may cost the apps nothing; what matters is that
+    // orders were still coming when it happened.
+    assert!(!load.is_finished(), "the load ended before the restart");
     postgres.restart();
     let outcomes = load.await.unwrap();
-    assert!(
-        outcomes.retries > 0,
-        "no app felt the restart: {outcomes:?}"
-    );
     assert_eq!(
         outcomes.accepted.len() + outcomes.sold_out + outcomes.interrupted,
         64,
@@ -311,7 +310,7 @@ async fn apps_resume_after_the_gateway_dies_without_gaps_or_repeats() {
                         sku: "CAP".into(),
                         quantity: 1,
                     }],
-                    shipping_address: Some(oms::mesh::berlin_address()),
+                    shipping_address: Some(oms_platform::sample::berlin_address()),
                     currency_code: "EUR".into(),
                     ..Default::default()
                 };
