@@ -11,8 +11,8 @@ use hyper_util::{
     client::legacy::{Client as HttpClient, connect::HttpConnector},
     rt::TokioExecutor,
 };
+use oms_platform::sample;
 use oms_proto::{
-    common::v1::{Address, GeoPoint, Money, ShippingMethod},
     fulfillment::v1::{self as ful, fulfillment_service_client::FulfillmentServiceClient},
     inventory::v1::{self as inv, inventory_service_client::InventoryServiceClient},
     mobile::v1::mobile_order_service_client::MobileOrderServiceClient,
@@ -238,7 +238,7 @@ impl Operator {
             let price = ord::Price {
                 sku: (*sku).into(),
                 name: format!("The {sku}"),
-                unit_price: eur(price),
+                unit_price: sample::eur(price),
             };
             self.orders
                 .upsert_price(ord::UpsertPriceRequest { price: Some(price) })
@@ -308,68 +308,11 @@ impl Operator {
     }
 }
 
-/// An amount in euros.
-pub fn eur(amount: &str) -> Option<Money> {
-    Some(Money {
-        currency_code: "EUR".into(),
-        amount: amount.into(),
-    })
-}
-
-/// A German fulfillment center offering standard (parcelnet), express and same-day
-/// (swiftship); `express_only` leaves only express.
+/// The sample German center with room for any volume, so the bench's and the end-to-end
+/// tests' loads never move surge prices.
 pub fn german_center(id: &str, lat: f64, lng: f64, express_only: bool) -> ful::FulfillmentCenter {
-    let offer = |method: ShippingMethod,
-                 carrier: &str,
-                 base_hours: u32,
-                 per_100km: f64,
-                 max_km: f64,
-                 price: &str| {
-        ful::MethodOffer {
-            method: method as i32,
-            carrier: carrier.into(),
-            base_hours,
-            per_100km_hours: per_100km,
-            max_km,
-            base_price: eur(price),
-        }
-    };
-    let mut methods = vec![
-        offer(ShippingMethod::Standard, "parcelnet", 24, 2.0, 0.0, "4.90"),
-        offer(ShippingMethod::Express, "swiftship", 10, 1.0, 0.0, "12.90"),
-        offer(ShippingMethod::SameDay, "swiftship", 2, 0.5, 60.0, "19.90"),
-    ];
-    if express_only {
-        methods.retain(|m| m.method == ShippingMethod::Express as i32);
-    }
     ful::FulfillmentCenter {
-        center_id: id.into(),
-        name: format!("Center {id}"),
-        point: Some(GeoPoint { lat, lng }),
-        country_code: "DE".into(),
-        region: String::new(),
         daily_capacity: 1_000_000,
-        current_load: 0,
-        handling_hours: 2,
-        cutoff_minute_utc: 23 * 60,
-        methods,
-        active: true,
-    }
-}
-
-/// A shipping address in central Berlin.
-pub fn berlin_address() -> Address {
-    Address {
-        recipient: "Ada".into(),
-        lines: vec!["Unter den Linden 1".into()],
-        city: "Berlin".into(),
-        region: "DE-BE".into(),
-        postal_code: "10117".into(),
-        country_code: "DE".into(),
-        location: Some(GeoPoint {
-            lat: 52.517,
-            lng: 13.389,
-        }),
-        phone: String::new(),
+        ..sample::german_center(id, lat, lng, express_only)
     }
 }

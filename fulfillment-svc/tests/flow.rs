@@ -12,10 +12,11 @@ use oms_platform::{
     config::{self, BusArgs, DatabaseArgs},
     events::envelope,
     runtime::{RunningService, ServiceContext},
+    sample::{self, eur},
     testing::{NatsServer, TestDatabase, namespace},
 };
 use oms_proto::{
-    common::v1::{Address, GeoPoint, ItemQuantity, Money},
+    common::v1::ItemQuantity,
     events::v1::{OrderStatusChanged, envelope::Payload},
     fulfillment::v1::{self as pb, fulfillment_service_client::FulfillmentServiceClient},
     inventory::v1::{self as inv, inventory_service_client::InventoryServiceClient},
@@ -84,57 +85,11 @@ async fn start() -> Mesh {
     }
 }
 
-fn eur(amount: &str) -> Option<Money> {
-    Some(Money {
-        currency_code: "EUR".into(),
-        amount: amount.into(),
-    })
-}
-
+/// The sample German center, all three methods, 500 parcels a day.
 fn center(id: &str, lat: f64, lng: f64) -> pb::FulfillmentCenter {
-    let offer =
-        |method: i32, carrier: &str, base_hours: u32, per_100km: f64, max_km: f64, price: &str| {
-            pb::MethodOffer {
-                method,
-                carrier: carrier.into(),
-                base_hours,
-                per_100km_hours: per_100km,
-                max_km,
-                base_price: eur(price),
-            }
-        };
     pb::FulfillmentCenter {
-        center_id: id.into(),
-        name: format!("Center {id}"),
-        point: Some(GeoPoint { lat, lng }),
-        country_code: "DE".into(),
-        region: String::new(),
         daily_capacity: 500,
-        current_load: 0,
-        handling_hours: 2,
-        cutoff_minute_utc: 23 * 60,
-        methods: vec![
-            offer(1, "parcelnet", 24, 2.0, 0.0, "4.90"),
-            offer(2, "swiftship", 10, 1.0, 0.0, "12.90"),
-            offer(3, "swiftship", 2, 0.5, 60.0, "19.90"),
-        ],
-        active: true,
-    }
-}
-
-fn berlin_customer() -> Address {
-    Address {
-        recipient: "Ada".into(),
-        lines: vec!["Unter den Linden 1".into()],
-        city: "Berlin".into(),
-        region: "DE-BE".into(),
-        postal_code: "10117".into(),
-        country_code: "DE".into(),
-        location: Some(GeoPoint {
-            lat: 52.517,
-            lng: 13.389,
-        }),
-        phone: String::new(),
+        ..sample::german_center(id, lat, lng, false)
     }
 }
 
@@ -220,7 +175,7 @@ async fn plan_reserve_dispatch_and_carrier_updates_reach_the_bus() {
         .fulfillment
         .plan_fulfillment(pb::PlanFulfillmentRequest {
             lines: lines.clone(),
-            destination: Some(berlin_customer()),
+            destination: Some(sample::berlin_address()),
             preference: None,
             currency_code: "EUR".into(),
             exclude_center_ids: vec![],
@@ -299,7 +254,7 @@ async fn plan_reserve_dispatch_and_carrier_updates_reach_the_bus() {
         order_id: "ord-1".into(),
         user_id: "ada".into(),
         status: OrderStatus::Confirmed.into(),
-        shipping_address: Some(berlin_customer()),
+        shipping_address: Some(sample::berlin_address()),
         shipments: plan
             .shipments
             .iter()
@@ -491,7 +446,7 @@ async fn quotes_price_each_method_and_expire() {
                 quantity: 1,
                 unit_price: eur("10.00"),
             }],
-            destination: Some(berlin_customer()),
+            destination: Some(sample::berlin_address()),
             currency_code: "EUR".into(),
             preference: None,
             user_id: String::new(),

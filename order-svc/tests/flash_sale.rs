@@ -14,8 +14,8 @@ const BUYERS: usize = 500;
 async fn five_hundred_concurrent_orders_on_scarce_stock_never_oversell() {
     let mut mesh = start(None).await;
     let centers = [
-        center("fc-berlin", 52.52, 13.40, false),
-        center("fc-munich", 48.14, 11.58, false),
+        german_center("fc-berlin", 52.52, 13.40, false),
+        german_center("fc-munich", 48.14, 11.58, false),
     ];
     seed(
         &mut mesh,

@@ -25,8 +25,8 @@ use tonic::Code;
 
 fn two_centers() -> Vec<oms_proto::fulfillment::v1::FulfillmentCenter> {
     vec![
-        center("fc-munich", 48.14, 11.58, false),
-        center("fc-hamburg", 53.55, 9.99, true),
+        german_center("fc-munich", 48.14, 11.58, false),
+        german_center("fc-hamburg", 53.55, 9.99, true),
     ]
 }
 

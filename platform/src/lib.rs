@@ -30,6 +30,7 @@ pub mod migration;
 pub mod money;
 pub mod outbox;
 pub mod runtime;
+pub mod sample;
 pub mod server;
 pub mod telemetry;
 #[cfg(feature = "testing")]

@@ -13,6 +13,7 @@ use oms_platform::{
     bus::memory::InProcessBus,
     config::{self, DatabaseArgs},
     runtime::{RunningService, ServiceContext},
+    sample,
 };
 use oms_proto::{
     mobile::v1::{self as mobile, mobile_order_service_client::MobileOrderServiceClient},
@@ -201,7 +202,7 @@ async fn seed(mesh: &Mesh, url: impl Fn(&str) -> String) -> anyhow::Result<Strin
                 sku: "BENCH".into(),
                 quantity: 1,
             }],
-            shipping_address: Some(mesh::berlin_address()),
+            shipping_address: Some(sample::berlin_address()),
             currency_code: "EUR".into(),
             ..Default::default()
         })

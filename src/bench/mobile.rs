@@ -26,6 +26,7 @@ use tonic::Code;
 
 use super::{Load, Report, drive, drive_at_rate, results};
 use oms::mesh::{self, App, Identity, Operator, Target, transport};
+use oms_platform::sample;
 
 #[derive(Args, Debug)]
 pub struct Common {
@@ -144,7 +145,7 @@ fn mobile_order(key: String, lines: Vec<ord::OrderLineInput>) -> mobile::PlaceOr
     mobile::PlaceOrderRequest {
         idempotency_key: key,
         lines,
-        shipping_address: Some(mesh::berlin_address()),
+        shipping_address: Some(sample::berlin_address()),
         currency_code: "EUR".into(),
         ..Default::default()
     }
@@ -235,7 +236,7 @@ pub async fn orders(bench: OrdersBench) -> anyhow::Result<()> {
                 user_id: format!("{}-direct", users[i % users.len()]),
                 idempotency_key: format!("{run}-direct-{i}"),
                 lines: cart(i),
-                shipping_address: Some(mesh::berlin_address()),
+                shipping_address: Some(sample::berlin_address()),
                 currency_code: "EUR".into(),
                 ..Default::default()
             };
@@ -715,7 +716,7 @@ pub async fn gps(bench: GpsBench) -> anyhow::Result<()> {
                 user_id: format!("gps-{run}-{n}"),
                 idempotency_key: format!("{run}-{n}"),
                 lines: cart(0),
-                shipping_address: Some(mesh::berlin_address()),
+                shipping_address: Some(sample::berlin_address()),
                 currency_code: "EUR".into(),
                 ..Default::default()
             })

@@ -11,7 +11,10 @@ use std::{
 };
 
 use oms::mesh::{self, App, Identity, Operator, Protocol, Target};
-use oms_platform::testing::{NatsServer, TestDatabase, free_port, namespace};
+use oms_platform::{
+    sample,
+    testing::{NatsServer, TestDatabase, free_port, namespace},
+};
 use oms_proto::{
     fulfillment::v1 as ful,
     mobile::v1 as mobile,
@@ -366,7 +369,7 @@ pub fn order_request(key: &str, lines: &[(&str, u32)]) -> mobile::PlaceOrderRequ
                 quantity: *quantity,
             })
             .collect(),
-        shipping_address: Some(mesh::berlin_address()),
+        shipping_address: Some(sample::berlin_address()),
         currency_code: "EUR".into(),
         ..Default::default()
     }
@@ -511,26 +514,11 @@ pub async fn wait_for_dispatch(
 
 /// A carrier reports `status` ("picked_up", "delivered") in its own payload format.
 pub async fn carrier_reports(operator: &mut Operator, shipment: &ful::Shipment, status: &str) {
-    let payload = match shipment.carrier.as_str() {
-        "swiftship" => format!(
-            r#"{{"event_id":"{}-{status}","tracking_number":"{}","status":"{}","occurred_at":"2026-11-26T08:00:00Z"}}"#,
-            shipment.shipment_id,
-            shipment.tracking_number,
-            status.to_uppercase()
-        ),
-        _ => {
-            let code = if status == "picked_up" { "PU" } else { "DL" };
-            format!(
-                r#"{{"awb":"{}","scans":[{{"id":"{}-{code}","code":"{code}","ts":1764158400}}]}}"#,
-                shipment.tracking_number, shipment.shipment_id
-            )
-        }
-    };
     operator
         .fulfillment
         .report_carrier_update(ful::ReportCarrierUpdateRequest {
             carrier: shipment.carrier.clone(),
-            payload: payload.into_bytes(),
+            payload: sample::carrier_payload(shipment, status),
         })
         .await
         .unwrap();

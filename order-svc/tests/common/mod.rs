@@ -5,14 +5,15 @@
 use std::{sync::Arc, time::Duration};
 
 use oms_order_svc::payment::PaymentProvider;
+pub use oms_platform::sample::{berlin_address, eur, german_center};
 use oms_platform::{
     bus::{self, EventBus},
     config::{self, BusArgs, DatabaseArgs},
     runtime::{RunningService, ServiceContext},
+    sample,
     testing::{NatsServer, TestDatabase, namespace},
 };
 use oms_proto::{
-    common::v1::{Address, GeoPoint, Money},
     fulfillment::v1::{self as ful, fulfillment_service_client::FulfillmentServiceClient},
     inventory::v1::{self as inv, inventory_service_client::InventoryServiceClient},
     order::v1::{self as pb, order_service_client::OrderServiceClient},
@@ -115,65 +116,6 @@ pub async fn stop(mesh: Mesh) {
     }
 }
 
-pub fn eur(amount: &str) -> Option<Money> {
-    Some(Money {
-        currency_code: "EUR".into(),
-        amount: amount.into(),
-    })
-}
-
-/// A German center; `express_only` makes its parcels go with swiftship.
-pub fn center(id: &str, lat: f64, lng: f64, express_only: bool) -> ful::FulfillmentCenter {
-    let offer =
-        |method: i32, carrier: &str, base_hours: u32, per_100km: f64, max_km: f64, price: &str| {
-            ful::MethodOffer {
-                method,
-                carrier: carrier.into(),
-                base_hours,
-                per_100km_hours: per_100km,
-                max_km,
-                base_price: eur(price),
-            }
-        };
-    let mut methods = vec![
-        offer(1, "parcelnet", 24, 2.0, 0.0, "4.90"),
-        offer(2, "swiftship", 10, 1.0, 0.0, "12.90"),
-        offer(3, "swiftship", 2, 0.5, 60.0, "19.90"),
-    ];
-    if express_only {
-        methods.retain(|m| m.method == 2);
-    }
-    ful::FulfillmentCenter {
-        center_id: id.into(),
-        name: format!("Center {id}"),
-        point: Some(GeoPoint { lat, lng }),
-        country_code: "DE".into(),
-        region: String::new(),
-        daily_capacity: 5000,
-        current_load: 0,
-        handling_hours: 2,
-        cutoff_minute_utc: 23 * 60,
-        methods,
-        active: true,
-    }
-}
-
-pub fn berlin_customer() -> Address {
-    Address {
-        recipient: "Ada".into(),
-        lines: vec!["Unter den Linden 1".into()],
-        city: "Berlin".into(),
-        region: "DE-BE".into(),
-        postal_code: "10117".into(),
-        country_code: "DE".into(),
-        location: Some(GeoPoint {
-            lat: 52.517,
-            lng: 13.389,
-        }),
-        phone: String::new(),
-    }
-}
-
 /// Creates centers, SKUs with prices, and stock: `stock` is (sku, center, units).
 pub async fn seed(
     mesh: &mut Mesh,
@@ -246,7 +188,7 @@ pub fn place_request(key: &str, lines: &[(&str, u32)]) -> pb::PlaceOrderRequest 
                 quantity: *quantity,
             })
             .collect(),
-        shipping_address: Some(berlin_customer()),
+        shipping_address: Some(berlin_address()),
         currency_code: "EUR".into(),
         ..Default::default()
     }
@@ -310,29 +252,10 @@ pub async fn wait_for_dispatch(
 
 /// A carrier reports `status` ("picked_up", "delivered") for a shipment, in its own format.
 pub async fn carrier_reports(mesh: &mut Mesh, shipment: &ful::Shipment, status: &str) {
-    let payload = match shipment.carrier.as_str() {
-        "swiftship" => format!(
-            r#"{{"event_id":"{}-{status}","tracking_number":"{}","status":"{}","occurred_at":"2026-11-26T08:00:00Z"}}"#,
-            shipment.shipment_id,
-            shipment.tracking_number,
-            status.to_uppercase()
-        ),
-        _ => {
-            let code = match status {
-                "picked_up" => "PU",
-                "in_transit" => "IT",
-                _ => "DL",
-            };
-            format!(
-                r#"{{"awb":"{}","scans":[{{"id":"{}-{code}","code":"{code}","ts":1764158400}}]}}"#,
-                shipment.tracking_number, shipment.shipment_id
-            )
-        }
-    };
     mesh.fulfillment
         .report_carrier_update(ful::ReportCarrierUpdateRequest {
             carrier: shipment.carrier.clone(),
-            payload: payload.into_bytes(),
+            payload: sample::carrier_payload(shipment, status),
         })
         .await
         .unwrap();
