@@ -316,3 +316,64 @@ pub fn german_center(id: &str, lat: f64, lng: f64, express_only: bool) -> ful::F
         ..sample::german_center(id, lat, lng, express_only)
     }
 }
+
+/// The world the load generator and the statement budget test order from: two centers,
+/// three SKUs, and a fixed mix of carts.
+pub mod bench_world {
+    use oms_proto::order::v1 as ord;
+
+    use super::{Operator, german_center};
+
+    /// Shoes: only in Munich.
+    pub const SHOE: &str = "BENCH-SHOE";
+    /// Tees: only in Hamburg.
+    pub const TEE: &str = "BENCH-TEE";
+    /// Caps: in both centers.
+    pub const CAP: &str = "BENCH-CAP";
+    /// The southern center.
+    pub const MUNICH: &str = "bench-munich";
+    /// The northern center.
+    pub const HAMBURG: &str = "bench-hamburg";
+
+    /// Two centers and three SKUs with plenty of stock; seeding again adds nothing.
+    pub async fn seed(operator: &mut Operator) -> anyhow::Result<()> {
+        let centers = [
+            german_center(MUNICH, 48.14, 11.58, false),
+            german_center(HAMBURG, 53.55, 9.99, false),
+        ];
+        let skus = [(SHOE, "59.90"), (TEE, "19.90"), (CAP, "14.90")];
+        let stock = [
+            (SHOE, MUNICH, 1_000_000),
+            (TEE, HAMBURG, 1_000_000),
+            (CAP, MUNICH, 1_000_000),
+            (CAP, HAMBURG, 1_000_000),
+        ];
+        operator.seed("bench", &centers, &skus, &stock).await
+    }
+
+    /// The `i`-th cart of the mix: half one cap, a quarter one pair of shoes, a quarter split
+    /// over both centers (shoes and a tee).
+    pub fn cart(i: usize) -> Vec<ord::OrderLineInput> {
+        let line = |sku: &str| ord::OrderLineInput {
+            sku: sku.into(),
+            quantity: 1,
+        };
+        match i % 4 {
+            0 | 1 => vec![line(CAP)],
+            2 => vec![line(SHOE)],
+            _ => vec![line(SHOE), line(TEE)],
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::cart;
+
+        #[test]
+        fn a_quarter_of_the_carts_split_over_both_centers() {
+            let split = (0..400).filter(|&i| cart(i).len() == 2).count();
+            assert_eq!(split, 100);
+            assert!((0..400).all(|i| !cart(i).is_empty()));
+        }
+    }
+}

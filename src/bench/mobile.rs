@@ -25,7 +25,11 @@ use serde_json::json;
 use tonic::Code;
 
 use super::{Load, Report, drive, drive_at_rate, results};
-use oms::mesh::{self, App, Identity, Operator, Target, transport};
+use oms::mesh::{
+    App, Identity, Operator, Target,
+    bench_world::{MUNICH, cart, seed as seed_world},
+    transport,
+};
 use oms_platform::sample;
 
 #[derive(Args, Debug)]
@@ -103,42 +107,6 @@ pub struct GpsBench {
     /// How long to send.
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
     duration: Duration,
-}
-
-/// SKUs of the bench world: shoes only in Munich, tees only in Hamburg, caps in both.
-const SHOE: &str = "BENCH-SHOE";
-const TEE: &str = "BENCH-TEE";
-const CAP: &str = "BENCH-CAP";
-const MUNICH: &str = "bench-munich";
-const HAMBURG: &str = "bench-hamburg";
-
-/// Two centers and three SKUs with plenty of stock; seeding again adds nothing.
-async fn seed_world(operator: &mut Operator) -> anyhow::Result<()> {
-    let centers = [
-        mesh::german_center(MUNICH, 48.14, 11.58, false),
-        mesh::german_center(HAMBURG, 53.55, 9.99, false),
-    ];
-    let skus = [(SHOE, "59.90"), (TEE, "19.90"), (CAP, "14.90")];
-    let stock = [
-        (SHOE, MUNICH, 1_000_000),
-        (TEE, HAMBURG, 1_000_000),
-        (CAP, MUNICH, 1_000_000),
-        (CAP, HAMBURG, 1_000_000),
-    ];
-    operator.seed("bench", &centers, &skus, &stock).await
-}
-
-/// A mix of carts: half one cap, a quarter one pair of shoes, a quarter split over both centers.
-fn cart(i: usize) -> Vec<ord::OrderLineInput> {
-    let line = |sku: &str| ord::OrderLineInput {
-        sku: sku.into(),
-        quantity: 1,
-    };
-    match i % 4 {
-        0 | 1 => vec![line(CAP)],
-        2 => vec![line(SHOE)],
-        _ => vec![line(SHOE), line(TEE)],
-    }
 }
 
 fn mobile_order(key: String, lines: Vec<ord::OrderLineInput>) -> mobile::PlaceOrderRequest {
@@ -801,13 +769,6 @@ pub async fn gps(bench: GpsBench) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use oms::mesh::Protocol;
-
-    #[test]
-    fn a_quarter_of_the_carts_split_over_both_centers() {
-        let split = (0..400).filter(|&i| cart(i).len() == 2).count();
-        assert_eq!(split, 100);
-        assert!((0..400).all(|i| !cart(i).is_empty()));
-    }
 
     #[test]
     fn delivery_latency_counts_from_the_event_time() {

@@ -31,6 +31,8 @@ pub const SERVICES: [&str; 5] = ["inventory", "fulfillment", "tracking", "order"
 pub struct Topology {
     pub target: Target,
     pub nats: NatsServer,
+    /// The bus namespace of this topology's streams on `nats`.
+    pub namespace: String,
     processes: HashMap<&'static str, OmsProcess>,
     args: HashMap<&'static str, Vec<String>>,
     key_dir: tempfile::TempDir,
@@ -49,15 +51,18 @@ impl Topology {
         Self::start_on(urls, databases).await
     }
 
-    /// Starts all five services on fresh databases of `postgres`.
+    /// Starts all five services on fresh databases of `postgres`, one per service and the
+    /// payment ledger's own: [`PRIVATE_DATABASES`].
     pub async fn start_on_private(postgres: &PrivatePostgres) -> Self {
         let mut urls = Vec::new();
-        for n in 0..4 {
-            urls.push(postgres.create_database(&format!("svc{n}")).await);
+        for name in PRIVATE_DATABASES {
+            urls.push(postgres.create_database(name).await);
         }
         Self::start_on(urls, Vec::new()).await
     }
 
+    /// `urls`: inventory, fulfillment, tracking, orders and optionally the payment ledger
+    /// (else it shares the order database).
     async fn start_on(urls: Vec<String>, databases: Vec<TestDatabase>) -> Self {
         let nats = NatsServer::start().await;
         let key_dir = tempfile::tempdir().unwrap();
@@ -119,6 +124,9 @@ impl Topology {
                     "--placement-deadline".into(),
                     "5s".into(),
                 ],
+                urls.get(4)
+                    .map(|payments| vec!["--payments-database-url".into(), payments.clone()])
+                    .unwrap_or_default(),
             ]
             .concat(),
         );
@@ -146,6 +154,7 @@ impl Topology {
         let mut topology = Self {
             target,
             nats,
+            namespace,
             processes: HashMap::new(),
             args,
             key_dir,
@@ -224,20 +233,37 @@ async fn healthy(url: &str) -> bool {
         .is_ok()
 }
 
+/// The databases of a topology on a private PostgreSQL, in `start_on` order.
+pub const PRIVATE_DATABASES: [&str; 5] =
+    ["inventory", "fulfillment", "tracking", "orders", "payments"];
+
 /// A PostgreSQL server of the test's own (initdb in a temporary directory), so a test can
-/// restart it without disturbing the others.
+/// restart it, or log every statement, without disturbing the others.
 pub struct PrivatePostgres {
     pub port: u16,
     dir: tempfile::TempDir,
     bin: PathBuf,
+    /// Extra server settings (`name=value`), passed as `-c` options.
+    settings: Vec<String>,
 }
 
 impl PrivatePostgres {
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// A server started with extra `name=value` settings.
+    pub async fn start_with(settings: &[&str]) -> Self {
         let bin = postgres_bin_dir();
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let server = Self { port, dir, bin };
+        let settings = settings.iter().map(|s| (*s).to_owned()).collect();
+        let server = Self {
+            port,
+            dir,
+            bin,
+            settings,
+        };
         // PostgreSQL refuses to run as root; the Debian package's user runs it instead.
         if is_root() {
             let mut chown = Command::new("chown");
@@ -257,6 +283,11 @@ impl PrivatePostgres {
         self.dir.path().join("data")
     }
 
+    /// The server's log (what it prints to stderr).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("log")
+    }
+
     /// `postgres://postgres@127.0.0.1:<port>/postgres`.
     pub fn admin_url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
@@ -274,11 +305,14 @@ impl PrivatePostgres {
     }
 
     fn pg_ctl(&self, action: &str) {
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
             self.port,
             self.dir.path().display()
         );
+        for setting in &self.settings {
+            options.push_str(&format!(" -c {setting}"));
+        }
         let mut command = as_postgres(&self.bin.join("pg_ctl"));
         command
             .arg("-D")
