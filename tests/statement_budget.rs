@@ -36,8 +36,8 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 /// in docs/performance.md. (Measured before the budget existed: 99 statements, 17 write
 /// transactions.)
 const BUDGET: Cost = Cost {
-    statements: 110.0,
-    write_transactions: 20.0,
+    statements: 30.0,
+    write_transactions: 8.0,
 };
 
 /// Orders placed in the measured window, and how many apps place them at once.

@@ -7,6 +7,8 @@
 //! (see `domain::carriers::tracking_number`). A real carrier integration books over its API
 //! with the shipment id as idempotency key.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use chrono::Utc;
 use oms_platform::{
@@ -35,6 +37,24 @@ pub struct OrderEvents {
     pub store: Store,
 }
 
+fn order_of(event: &Envelope) -> Result<Option<&Order>, HandlerError> {
+    let Some(Payload::OrderStatusChanged(changed)) = &event.payload else {
+        return Ok(None);
+    };
+    changed
+        .order
+        .as_ref()
+        .map(Some)
+        .ok_or_else(|| HandlerError::Reject("order status change without the order".into()))
+}
+
+fn handler_error(error: FulfillmentError) -> HandlerError {
+    match error {
+        FulfillmentError::Db(db) => HandlerError::Retry(db.to_string()),
+        other => HandlerError::Reject(other.to_string()),
+    }
+}
+
 #[async_trait]
 impl EventHandler for OrderEvents {
     async fn handle(
@@ -42,21 +62,45 @@ impl EventHandler for OrderEvents {
         txn: &DatabaseTransaction,
         event: &Envelope,
     ) -> Result<(), HandlerError> {
-        let Some(Payload::OrderStatusChanged(changed)) = &event.payload else {
+        let Some(order) = order_of(event)? else {
             return Ok(());
         };
-        let Some(order) = &changed.order else {
-            return Err(HandlerError::Reject(
-                "order status change without the order".into(),
-            ));
-        };
-        apply(&self.store, txn, order)
-            .await
-            .map_err(|error| match error {
-                FulfillmentError::Db(db) => HandlerError::Retry(db.to_string()),
-                other => HandlerError::Reject(other.to_string()),
-            })
+        apply(&self.store, txn, order).await.map_err(handler_error)
     }
+
+    /// New parcels of many confirmed orders are booked together (one insert, one load update,
+    /// one outbox insert); anything else — a cancellation, a parcel seen before — is applied
+    /// in event order on its own.
+    async fn handle_batch(
+        &self,
+        txn: &DatabaseTransaction,
+        events: &[&Envelope],
+    ) -> Result<(), HandlerError> {
+        let mut bookings = Bookings::default();
+        for event in events {
+            let Some(order) = order_of(event)? else {
+                continue;
+            };
+            if !bookings.take(order) {
+                bookings
+                    .book(&self.store, txn)
+                    .await
+                    .map_err(handler_error)?;
+                apply(&self.store, txn, order)
+                    .await
+                    .map_err(handler_error)?;
+            }
+        }
+        bookings.book(&self.store, txn).await.map_err(handler_error)
+    }
+}
+
+/// Whether the order's status asks for its parcels to go out.
+fn dispatchable(order: &Order) -> bool {
+    matches!(
+        OrderStatus::try_from(order.status).unwrap_or(OrderStatus::Unspecified),
+        OrderStatus::Confirmed | OrderStatus::PartiallyShipped | OrderStatus::PartiallyDelivered
+    )
 }
 
 /// Brings the order's shipments in line with its status: dispatch on confirmation, stop on
@@ -67,28 +111,90 @@ pub async fn apply(
     order: &Order,
 ) -> Result<(), FulfillmentError> {
     let status = OrderStatus::try_from(order.status).unwrap_or(OrderStatus::Unspecified);
-    let dispatchable = matches!(
-        status,
-        OrderStatus::Confirmed | OrderStatus::PartiallyShipped | OrderStatus::PartiallyDelivered
-    );
     for planned in &order.shipments {
         let cancelled = status == OrderStatus::Cancelled
             || planned.status == pb::ShipmentStatus::Cancelled as i32;
         if cancelled {
             cancel(store, txn, &planned.shipment_id).await?;
-        } else if dispatchable {
-            dispatch(store, txn, order, planned).await?;
+        } else if dispatchable(order) {
+            let mut booking = Bookings::default();
+            booking.parcels.push(parcel(order, planned));
+            booking.book(store, txn).await?;
         }
     }
     Ok(())
 }
 
-async fn dispatch(
-    store: &Store,
-    txn: &DatabaseTransaction,
-    order: &Order,
-    planned: &OrderShipment,
-) -> Result<(), FulfillmentError> {
+/// Parcels waiting to be booked together.
+#[derive(Default)]
+struct Bookings {
+    /// (the parcel handed to its carrier, the plan it came from).
+    parcels: Vec<(pb::Shipment, OrderShipment)>,
+}
+
+impl Bookings {
+    /// Takes the order's parcels if all it asks for is dispatching parcels not seen in this
+    /// batch yet; false leaves the order to [`apply`].
+    fn take(&mut self, order: &Order) -> bool {
+        let simple = dispatchable(order)
+            && order.shipments.iter().all(|planned| {
+                planned.status != pb::ShipmentStatus::Cancelled as i32
+                    && !self
+                        .parcels
+                        .iter()
+                        .any(|(s, _)| s.shipment_id == planned.shipment_id)
+            });
+        if simple {
+            self.parcels
+                .extend(order.shipments.iter().map(|planned| parcel(order, planned)));
+        }
+        simple
+    }
+
+    /// Creates the parcels that do not exist yet, counts them against their centers and
+    /// announces them (created, then handed to the carrier); parcels that exist already may
+    /// have shrunk (units cancelled before pickup).
+    async fn book(
+        &mut self,
+        store: &Store,
+        txn: &DatabaseTransaction,
+    ) -> Result<(), FulfillmentError> {
+        let parcels = std::mem::take(&mut self.parcels);
+        if parcels.is_empty() {
+            return Ok(());
+        }
+        let snapshots: Vec<&pb::Shipment> = parcels.iter().map(|(s, _)| s).collect();
+        let created = store.create_shipments(txn, &snapshots).await?;
+        let mut loads: BTreeMap<String, i64> = BTreeMap::new();
+        let mut announcements = Vec::with_capacity(created.len() * 2);
+        for (snapshot, planned) in parcels {
+            if !created.contains(&snapshot.shipment_id) {
+                resize(store, txn, &planned).await?;
+                continue;
+            }
+            *loads.entry(snapshot.center_id.clone()).or_default() += 1;
+            let booked = pb::Shipment {
+                status: pb::ShipmentStatus::Created.into(),
+                events: snapshot.events[..1].to_vec(),
+                ..snapshot.clone()
+            };
+            announcements.push(events::shipment_changed(
+                booked,
+                pb::ShipmentStatus::Unspecified,
+            )?);
+            announcements.push(events::shipment_changed(
+                snapshot,
+                pb::ShipmentStatus::Created,
+            )?);
+        }
+        store.add_loads(txn, &loads).await?;
+        outbox::enqueue_all(txn, &announcements).await?;
+        Ok(())
+    }
+}
+
+/// A planned shipment of `order` as booked with its carrier.
+fn parcel(order: &Order, planned: &OrderShipment) -> (pb::Shipment, OrderShipment) {
     let now = to_timestamp(Utc::now());
     let tracking_number = carriers::tracking_number(&planned.carrier, &planned.shipment_id);
     let history = |status: pb::ShipmentStatus, description: &str| pb::CarrierEvent {
@@ -120,26 +226,7 @@ async fn dispatch(
         user_id: order.user_id.clone(),
         created_at: Some(now),
     };
-    if !store.create_shipment(txn, &snapshot).await? {
-        return resize(store, txn, planned).await;
-    }
-    store.add_load(txn, &planned.center_id).await?;
-    let created = pb::Shipment {
-        status: pb::ShipmentStatus::Created.into(),
-        events: snapshot.events[..1].to_vec(),
-        ..snapshot.clone()
-    };
-    outbox::enqueue(
-        txn,
-        &events::shipment_changed(created, pb::ShipmentStatus::Unspecified)?,
-    )
-    .await?;
-    outbox::enqueue(
-        txn,
-        &events::shipment_changed(snapshot, pb::ShipmentStatus::Created)?,
-    )
-    .await?;
-    Ok(())
+    (snapshot, planned.clone())
 }
 
 /// Units cancelled from a parcel the carrier has not collected leave its packing list.
@@ -267,7 +354,7 @@ pub async fn create_return(
         created_at: Some(now),
     };
     let txn = store.begin().await?;
-    store.create_shipment(&txn, &shipment).await?;
+    store.create_shipments(&txn, &[&shipment]).await?;
     outbox::enqueue(
         &txn,
         &events::shipment_changed(shipment.clone(), pb::ShipmentStatus::Unspecified)?,

@@ -241,6 +241,7 @@ async fn plan_reserve_dispatch_and_carrier_updates_reach_the_bus() {
             ttl_seconds: 600,
             idempotency_key: "reserve-ord-1".into(),
             user_id: "ada".into(),
+            until_released: false,
         })
         .await
         .unwrap()

@@ -1,6 +1,6 @@
 //! gRPC handlers of `oms.inventory.v1`: decode, validate, run the operation, map errors.
 
-use std::{collections::BTreeMap, future::Future, time::Duration};
+use std::{future::Future, time::Duration};
 
 use oms_platform::{
     error::{ApiError, Violations},
@@ -16,9 +16,9 @@ use tonic::{Request, Response, Status};
 use crate::{
     domain::{InventoryError, MovementKind, audit, sync_page, validate},
     holds::{self, HoldPolicy},
-    reservations::{self, held_units, hold_id},
+    reservations::{self, hold_id},
     stock,
-    store::{MovementNote, Store, entities::sku, queries, require_skus},
+    store::{MovementNote, Store, entities::sku, queries},
 };
 
 /// The inventory API.
@@ -43,23 +43,11 @@ fn status(error: InventoryError) -> Status {
     ApiError::from(error).into()
 }
 
-/// When to look for a stored response.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Replay {
-    /// Before running: for operations whose retry would fail early (a second commit finds the
-    /// reservation committed) instead of reaching the key.
-    First,
-    /// Only when the key conflicts: for operations that record the key as their first write,
-    /// which saves a round trip on the hot path.
-    OnConflict,
-}
-
 /// Runs `operation` once per idempotency key: a retry returns the stored response, and of two
 /// concurrent first attempts the loser returns the winner's.
 async fn once<R, F, Fut>(
     store: &Store,
     call: &IdempotentCall,
-    replay: Replay,
     operation: F,
 ) -> Result<Response<R>, Status>
 where
@@ -67,9 +55,7 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<R, InventoryError>>,
 {
-    if replay == Replay::First
-        && let Some(done) = call.replay(&store.db).await?
-    {
+    if let Some(done) = call.replay(&store.db).await? {
         return Ok(Response::new(done));
     }
     match operation().await {
@@ -124,7 +110,7 @@ impl InventoryService for InventoryApi {
         let request = request.into_inner();
         validate::receive(&request)?;
         let call = IdempotentCall::new("receive", &request.idempotency_key, &request);
-        once(&self.store, &call, Replay::First, || async {
+        once(&self.store, &call, || async {
             let note = MovementNote {
                 kind: MovementKind::Receipt,
                 reference: &request.idempotency_key,
@@ -152,7 +138,7 @@ impl InventoryService for InventoryApi {
         let request = request.into_inner();
         validate::adjust(&request)?;
         let call = IdempotentCall::new("adjust", &request.idempotency_key, &request);
-        once(&self.store, &call, Replay::First, || async {
+        once(&self.store, &call, || async {
             let note = MovementNote {
                 kind: MovementKind::Adjustment,
                 reference: &request.idempotency_key,
@@ -176,17 +162,14 @@ impl InventoryService for InventoryApi {
         &self,
         request: Request<pb::ReserveRequest>,
     ) -> Result<Response<pb::ReserveResponse>, Status> {
-        let request = request.into_inner();
-        let command = validate::reserve(&request)?;
-        let call = IdempotentCall::new("reserve", &request.idempotency_key, &request);
-        once(&self.store, &call, Replay::OnConflict, || async {
-            let reservation =
-                reservations::reserve(&self.store, &command, self.reservation_ttl, &call).await?;
-            Ok(pb::ReserveResponse {
-                reservation: Some(reservation),
-            })
-        })
-        .await
+        let command = validate::reserve(request.get_ref())?;
+        let reserved = reservations::reserve(&self.store, &command, self.reservation_ttl)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ReserveResponse {
+            reservation: Some(reserved.reservation),
+            levels: reserved.levels,
+        }))
     }
 
     async fn confirm_reservation(
@@ -196,7 +179,7 @@ impl InventoryService for InventoryApi {
         let request = request.into_inner();
         validate::settle(&request.reservation_id, &[], &request.idempotency_key, None)?;
         let call = IdempotentCall::new("confirm", &request.idempotency_key, &request);
-        once(&self.store, &call, Replay::First, || async {
+        once(&self.store, &call, || async {
             let reservation =
                 reservations::confirm(&self.store, &request.reservation_id, &call).await?;
             Ok(pb::ConfirmReservationResponse {
@@ -218,7 +201,7 @@ impl InventoryService for InventoryApi {
             None,
         )?;
         let call = IdempotentCall::new("commit", &request.idempotency_key, &request);
-        once(&self.store, &call, Replay::First, || async {
+        once(&self.store, &call, || async {
             let reservation = reservations::settle(
                 &self.store,
                 &request.reservation_id,
@@ -260,7 +243,7 @@ impl InventoryService for InventoryApi {
             Some(&request.reason),
         )?;
         let call = IdempotentCall::new("release", &request.idempotency_key, &request);
-        once(&self.store, &call, Replay::First, || async {
+        once(&self.store, &call, || async {
             let reason = if request.reason.is_empty() {
                 "released"
             } else {
@@ -283,7 +266,7 @@ impl InventoryService for InventoryApi {
         let request = request.into_inner();
         validate::restock(&request)?;
         let call = IdempotentCall::new("restock", &request.idempotency_key, &request);
-        once(&self.store, &call, Replay::First, || {
+        once(&self.store, &call, || {
             stock::restock(&self.store, &request, &call)
         })
         .await
@@ -314,31 +297,16 @@ impl InventoryService for InventoryApi {
         let request = request.into_inner();
         validate::availability(&request)?;
         let skus = unique(&request.skus);
-        let catalog = require_skus(&self.store.db, skus.iter().map(String::as_str))
-            .await
-            .map_err(status)?;
-        let mut holds = BTreeMap::new();
-        if !request.user_id.is_empty() {
-            for held in held_units(&self.store.db, &hold_id(&request.user_id))
-                .await
-                .map_err(status)?
-            {
-                holds.insert((held.sku, held.location_id), held.remaining);
-            }
-        }
-        let mut items = queries::availability(
+        let hold = (!request.user_id.is_empty()).then(|| hold_id(&request.user_id));
+        let items = queries::availability(
             &self.store.db,
-            &catalog,
+            &skus,
             request.near.as_ref(),
             &request.location_ids,
-            &holds,
+            hold.as_deref(),
         )
         .await
         .map_err(status)?;
-        items.sort_by_key(|item| {
-            skus.iter()
-                .position(|s| Some(s) == item.sku.as_ref().map(|k| &k.sku))
-        });
         Ok(Response::new(pb::GetAvailabilityResponse { items }))
     }
 

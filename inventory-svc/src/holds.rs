@@ -169,6 +169,7 @@ async fn open_hold<C: ConnectionTrait>(
         expires_at: Set(Some(expires_at)),
         created_at: Set(now),
         updated_at: Set(now),
+        idempotency_key: Set(None),
     };
     reservation::Entity::insert(row)
         .on_conflict(

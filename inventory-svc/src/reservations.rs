@@ -6,8 +6,12 @@
 use std::{collections::BTreeSet, time::Duration};
 
 use chrono::Utc;
-use oms_platform::{idempotency::IdempotentCall, outbox};
-use oms_proto::inventory::v1 as pb;
+use oms_platform::{
+    error::ApiError,
+    idempotency::{self, IdempotentCall},
+    outbox,
+};
+use oms_proto::{events::v1::Envelope, inventory::v1 as pb};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::Expr};
 
 use crate::{
@@ -19,8 +23,10 @@ use crate::{
     store::{
         MovementNote, Store,
         entities::{reservation, reservation_line},
-        expiry, find_level, guarded_update, lock_active_reservation, move_stock, record_movement,
-        refresh_status, require_locations, require_skus, reservation_lines, settle_line, to_proto,
+        expiry, find_level, guarded_update, level_to_proto, lock_active_reservation, move_stock,
+        one_statement::{self, NewReservation, Outcome},
+        record_movement, refresh_status, require_locations, require_skus, reservation_lines,
+        settle_line, to_proto,
     },
 };
 
@@ -29,22 +35,25 @@ pub fn hold_id(user_id: &str) -> String {
     format!("hold:{user_id}")
 }
 
-/// Reserves every line or nothing; the buyer's holds on the ordered SKUs convert.
+/// A reservation made, and the levels it changed as they are now (none on a replay).
+#[derive(Debug)]
+pub struct Reserved {
+    /// The reservation.
+    pub reservation: pb::Reservation,
+    /// Its levels after it.
+    pub levels: Vec<pb::StockLevel>,
+}
+
+/// Reserves every line or nothing; the buyer's holds on the ordered SKUs convert. A retry with
+/// the same key returns the first reservation.
 ///
-/// The reservation's own rows are written first and the levels last, so a hot level's row lock
-/// is held only for the level update, its movement and the commit.
+/// On PostgreSQL one statement does it ([`one_statement`]); cart holds to convert, levels that
+/// do not exist and SQLite take the transaction below.
 pub async fn reserve(
     store: &Store,
     command: &ReserveCommand,
     default_ttl: Duration,
-    call: &IdempotentCall,
-) -> Result<pb::Reservation, InventoryError> {
-    let txn = store.begin().await?;
-    let holds = match &command.user_id {
-        Some(user) => held_units(&txn, &hold_id(user)).await?,
-        None => Vec::new(),
-    };
-    let deltas = reservation_deltas(&command.lines, &holds);
+) -> Result<Reserved, InventoryError> {
     let reservation_id = format!("res-{}", uuid::Uuid::now_v7().simple());
     let now = Utc::now();
     let row = reservation::Model {
@@ -53,9 +62,10 @@ pub async fn reserve(
         kind: "order".into(),
         user_id: command.user_id.clone().unwrap_or_default(),
         status: ReservationStatus::Active.as_str().into(),
-        expires_at: Some(expiry(command.ttl.unwrap_or(default_ttl))),
+        expires_at: (!command.until_released).then(|| expiry(command.ttl.unwrap_or(default_ttl))),
         created_at: now,
         updated_at: now,
+        idempotency_key: Some(command.idempotency_key.clone()),
     };
     let lines: Vec<reservation_line::Model> = command
         .lines
@@ -71,14 +81,133 @@ pub async fn reserve(
         })
         .collect();
     let created = to_proto(&row, &lines);
-    // The key first: a retry conflicts here, before doing anything else, and replays.
-    call.remember(
-        &txn,
-        &pb::ReserveResponse {
-            reservation: Some(created.clone()),
-        },
-    )
-    .await?;
+    let event = events::reservation_changed(created.clone(), &row.user_id)?;
+    let reason = format!("order {}", command.order_id);
+    if one_statement::available(&store.db) {
+        let new = NewReservation {
+            reservation_id: &reservation_id,
+            order_id: &command.order_id,
+            user_id: &row.user_id,
+            idempotency_key: &command.idempotency_key,
+            hold_id: &command.user_id.as_deref().map(hold_id).unwrap_or_default(),
+            lines: &command.lines,
+            expires_at: row.expires_at,
+            reason: &reason,
+            event: &event,
+            at: now,
+        };
+        match one_statement::reserve(&store.db, &new).await? {
+            Outcome::Reserved(levels) => {
+                store.stock_moved.notify_one();
+                store.outbox.wake();
+                return Ok(Reserved {
+                    reservation: created,
+                    levels,
+                });
+            }
+            Outcome::Existing(id) => return replay(store, command, &id).await,
+            Outcome::Short(shortfalls) => return Err(InventoryError::OutOfStock(shortfalls)),
+            Outcome::Elsewhere => {}
+        }
+    }
+    match reserve_in_transaction(store, command, &row, &lines, &event, &reason).await {
+        Err(InventoryError::Db(error)) if idempotency::is_conflict(&error) => {
+            let id = by_key(store, &command.idempotency_key)
+                .await?
+                .ok_or(InventoryError::Db(error))?;
+            replay(store, command, &id).await
+        }
+        Ok(()) => Ok(Reserved {
+            levels: levels_of(&store.db, &command.lines).await?,
+            reservation: created,
+        }),
+        Err(error) => Err(error),
+    }
+}
+
+/// The reservation made with `key`, if any.
+async fn by_key(store: &Store, key: &str) -> Result<Option<String>, InventoryError> {
+    Ok(reservation::Entity::find()
+        .filter(reservation::Column::IdempotencyKey.eq(key))
+        .one(&store.db)
+        .await?
+        .map(|row| row.reservation_id))
+}
+
+/// What a retry gets: the reservation as it is now — unless the key was used for another.
+async fn replay(
+    store: &Store,
+    command: &ReserveCommand,
+    reservation_id: &str,
+) -> Result<Reserved, InventoryError> {
+    let reservation = to_proto_by_id(&store.db, reservation_id).await?;
+    let mut asked: Vec<(&str, &str, i64)> = command
+        .lines
+        .iter()
+        .map(|l| (l.sku.as_str(), l.location_id.as_str(), l.quantity))
+        .collect();
+    let mut made: Vec<(&str, &str, i64)> = reservation
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l.sku.as_str(),
+                l.location_id.as_str(),
+                i64::from(l.quantity),
+            )
+        })
+        .collect();
+    asked.sort_unstable();
+    made.sort_unstable();
+    if reservation.order_id != command.order_id || asked != made {
+        return Err(InventoryError::Invalid(ApiError::FailedPrecondition {
+            message: format!(
+                "idempotency key {:?} was already used for a different request",
+                command.idempotency_key
+            ),
+            violations: Vec::new(),
+        }));
+    }
+    Ok(Reserved {
+        reservation,
+        levels: Vec::new(),
+    })
+}
+
+/// The levels of `lines` as they are now.
+async fn levels_of<C: ConnectionTrait>(
+    conn: &C,
+    lines: &[LineRequest],
+) -> Result<Vec<pb::StockLevel>, InventoryError> {
+    let mut levels = Vec::with_capacity(lines.len());
+    for line in lines {
+        if let Some(level) = find_level(conn, &line.sku, &line.location_id).await? {
+            levels.push(level_to_proto(&level, 0));
+        }
+    }
+    Ok(levels)
+}
+
+/// The general path: one transaction that also converts the buyer's holds.
+///
+/// The reservation's own rows are written first and the levels last, so a hot level's row lock
+/// is held only for the level update, its movement and the commit.
+async fn reserve_in_transaction(
+    store: &Store,
+    command: &ReserveCommand,
+    row: &reservation::Model,
+    lines: &[reservation_line::Model],
+    event: &Envelope,
+    reason: &str,
+) -> Result<(), InventoryError> {
+    let reservation_id = &row.reservation_id;
+    let txn = store.begin().await?;
+    let holds = match &command.user_id {
+        Some(user) => held_units(&txn, &hold_id(user)).await?,
+        None => Vec::new(),
+    };
+    let deltas = reservation_deltas(&command.lines, &holds);
+    // The reservation (and its key) first: a retry conflicts here and replays.
     reservation::Entity::insert(reservation::ActiveModel::from(row.clone()))
         .exec_without_returning(&txn)
         .await?;
@@ -90,11 +219,7 @@ pub async fn reserve(
     )
     .exec_without_returning(&txn)
     .await?;
-    outbox::enqueue(
-        &txn,
-        &events::reservation_changed(created.clone(), &row.user_id)?,
-    )
-    .await?;
+    outbox::enqueue(&txn, event).await?;
     if let Some(user) = &command.user_id
         && !deltas.hold_releases.is_empty()
     {
@@ -121,10 +246,9 @@ pub async fn reserve(
         // One movement per level with the level's net change: the ledger stays append-only
         // and sums to the level, and the reason tells how much came from the buyer's hold.
         let reason = match converted {
-            0 => format!("order {}", command.order_id),
+            0 => reason.to_owned(),
             _ => format!(
-                "order {}: {ordered} reserved, {converted} converted from the buyer's cart hold",
-                command.order_id
+                "{reason}: {ordered} reserved, {converted} converted from the buyer's cart hold"
             ),
         };
         let kind = if ordered > 0 {
@@ -134,7 +258,7 @@ pub async fn reserve(
         };
         let note = MovementNote {
             kind,
-            reference: &reservation_id,
+            reference: reservation_id,
             reason: &reason,
         };
         // Movement first, level last: a hot level's lock is then held only for its update
@@ -163,8 +287,7 @@ pub async fn reserve(
         .await?;
         return Err(InventoryError::OutOfStock(shortfalls));
     }
-    store.commit(txn).await?;
-    Ok(created)
+    store.commit(txn).await
 }
 
 /// The units a hold still has, per level.

@@ -16,7 +16,8 @@ use std::{
 use chrono::Utc;
 use oms_platform::outbox;
 use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, EntityTrait, FromQueryResult, JoinType, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait,
     sea_query::{CaseStatement, Expr, ExprTrait},
 };
 use tokio_util::sync::CancellationToken;
@@ -61,75 +62,149 @@ pub async fn run(store: Store, shutdown: CancellationToken) {
     }
 }
 
+/// The figures of one SKU and one of its levels, read in one query.
+#[derive(Debug, FromQueryResult)]
+struct SkuLevel {
+    sku: String,
+    available: i64,
+    version: i64,
+    low_stock_threshold: i32,
+    location_id: Option<String>,
+    on_hand: Option<i64>,
+    reserved: Option<i64>,
+    level_version: Option<i64>,
+    level_updated_at: Option<chrono::DateTime<Utc>>,
+}
+
 /// Sequences one batch; returns how many movements it covered.
 pub async fn sequence_batch(store: &Store) -> Result<usize, InventoryError> {
-    let txn = store.begin().await?;
-    // Taking the counter row's lock first serialises sequencers until this commit.
-    counter::Entity::update_many()
-        .col_expr(counter::Column::Value, Expr::col(counter::Column::Value))
-        .filter(counter::Column::Name.eq(COUNTER))
-        .exec(&txn)
+    // Most wake-ups find the work a previous batch already took: look before locking.
+    let waiting = movement::Entity::find()
+        .select_only()
+        .column(movement::Column::Id)
+        .filter(movement::Column::ChangeSeq.is_null())
+        .limit(1)
+        .into_tuple::<i64>()
+        .one(&store.db)
         .await?;
-    let current = counter::Entity::find_by_id(COUNTER.to_owned())
-        .one(&txn)
+    if waiting.is_none() {
+        return Ok(0);
+    }
+    let txn = store.begin().await?;
+    // The counter row's lock serialises sequencers until this commit, so sequence numbers
+    // become visible in order.
+    let seq = counter::Entity::update_many()
+        .col_expr(
+            counter::Column::Value,
+            Expr::col(counter::Column::Value).add(1),
+        )
+        .filter(counter::Column::Name.eq(COUNTER))
+        .exec_with_returning(&txn)
         .await?
-        .map_or(0, |c| c.value);
-    let pending = movement::Entity::find()
+        .first()
+        .map(|c| c.value)
+        .ok_or_else(|| {
+            InventoryError::Db(sea_orm::DbErr::Custom(
+                "the change_seq counter row is missing".into(),
+            ))
+        })?;
+    let batch = movement::Entity::find()
+        .select_only()
+        .column(movement::Column::Id)
         .filter(movement::Column::ChangeSeq.is_null())
         .order_by_asc(movement::Column::Id)
         .limit(BATCH)
-        .all(&txn)
+        .into_query();
+    let pending = movement::Entity::update_many()
+        .col_expr(movement::Column::ChangeSeq, Expr::value(seq))
+        .filter(movement::Column::ChangeSeq.is_null())
+        .filter(movement::Column::Id.in_subquery(batch))
+        .exec_with_returning(&txn)
         .await?;
     if pending.is_empty() {
         txn.rollback().await?;
         return Ok(0);
     }
-    let seq = current + 1;
-    movement::Entity::update_many()
-        .col_expr(movement::Column::ChangeSeq, Expr::value(seq))
-        .filter(movement::Column::Id.is_in(pending.iter().map(|m| m.id)))
-        .exec(&txn)
-        .await?;
 
-    // The last cause per level; the levels and figures of the SKUs touched, in bulk.
-    let mut causes: BTreeMap<(String, String), MovementKind> = BTreeMap::new();
+    // The last cause per level; the SKUs touched with all their levels, in one query.
+    let mut causes: BTreeMap<(String, String), (i64, MovementKind)> = BTreeMap::new();
     for m in &pending {
         let kind = MovementKind::parse(&m.kind).unwrap_or(MovementKind::Adjustment);
-        causes.insert((m.sku.clone(), m.location_id.clone()), kind);
+        let cause = causes
+            .entry((m.sku.clone(), m.location_id.clone()))
+            .or_insert((m.id, kind));
+        if m.id >= cause.0 {
+            *cause = (m.id, kind);
+        }
     }
     let touched: BTreeSet<String> = causes.keys().map(|(sku, _)| sku.clone()).collect();
-    let before: BTreeMap<String, sku::Model> = sku::Entity::find()
+    let rows = sku::Entity::find()
+        .select_only()
+        .columns([
+            sku::Column::Sku,
+            sku::Column::Available,
+            sku::Column::Version,
+            sku::Column::LowStockThreshold,
+        ])
+        .column(level::Column::LocationId)
+        .column(level::Column::OnHand)
+        .column(level::Column::Reserved)
+        .column_as(level::Column::Version, "level_version")
+        .column_as(level::Column::UpdatedAt, "level_updated_at")
+        .join(
+            JoinType::LeftJoin,
+            sku::Entity::belongs_to(level::Entity)
+                .from(sku::Column::Sku)
+                .to(level::Column::Sku)
+                .into(),
+        )
         .filter(sku::Column::Sku.is_in(touched.iter().cloned()))
-        .all(&txn)
-        .await?
-        .into_iter()
-        .map(|s| (s.sku.clone(), s))
-        .collect();
-    let levels = level::Entity::find()
-        .filter(level::Column::Sku.is_in(touched.iter().cloned()))
+        .into_model::<SkuLevel>()
         .all(&txn)
         .await?;
-    let mut available: BTreeMap<&str, i64> = BTreeMap::new();
-    for level in &levels {
-        *available.entry(level.sku.as_str()).or_default() += level.on_hand - level.reserved;
+    let mut before: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
+    let mut levels = Vec::new();
+    let mut available: BTreeMap<String, i64> = BTreeMap::new();
+    for row in rows {
+        before.insert(
+            row.sku.clone(),
+            (
+                row.available,
+                row.version,
+                i64::from(row.low_stock_threshold),
+            ),
+        );
+        let total = available.entry(row.sku.clone()).or_default();
+        if let (Some(location_id), Some(on_hand), Some(reserved)) =
+            (row.location_id, row.on_hand, row.reserved)
+        {
+            *total += on_hand - reserved;
+            levels.push(level::Model {
+                sku: row.sku,
+                location_id,
+                on_hand,
+                reserved,
+                version: row.level_version.unwrap_or(0),
+                updated_at: row.level_updated_at.unwrap_or_else(Utc::now),
+            });
+        }
     }
 
     let mut events = Vec::new();
     let mut new_available = CaseStatement::new();
-    for (sku_id, row) in &before {
+    for (sku_id, (was_available, _, threshold)) in &before {
         let now_available = available.get(sku_id.as_str()).copied().unwrap_or(0);
         new_available = new_available.case(
             Expr::col(sku::Column::Sku).eq(sku_id.clone()),
             now_available,
         );
-        let threshold = i64::from(row.low_stock_threshold);
-        if let Some(low) = low_stock_crossing(row.available, now_available, threshold) {
-            let threshold = u32::try_from(threshold).unwrap_or(0);
+        if let Some(low) = low_stock_crossing(*was_available, now_available, *threshold) {
+            let threshold = u32::try_from(*threshold).unwrap_or(0);
             events.push(events::low_stock(sku_id, now_available, threshold, low)?);
         }
     }
     for level in &levels {
-        let (Some(cause), Some(row)) = (
+        let (Some((_, cause)), Some((_, version, _))) = (
             causes.get(&(level.sku.clone(), level.location_id.clone())),
             before.get(&level.sku),
         ) else {
@@ -139,7 +214,7 @@ pub async fn sequence_batch(store: &Store) -> Result<usize, InventoryError> {
         events.push(events::level_changed(
             level_to_proto(level, seq),
             sku_available,
-            row.version + 1,
+            version + 1,
             cause.to_proto(),
         )?);
     }
@@ -158,11 +233,6 @@ pub async fn sequence_batch(store: &Store) -> Result<usize, InventoryError> {
         .exec(&txn)
         .await?;
     outbox::enqueue_all(&txn, &events).await?;
-    counter::Entity::update_many()
-        .col_expr(counter::Column::Value, Expr::value(seq))
-        .filter(counter::Column::Name.eq(COUNTER))
-        .exec(&txn)
-        .await?;
     txn.commit().await?;
     store.outbox.wake();
     Ok(pending.len())

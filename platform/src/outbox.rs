@@ -17,9 +17,12 @@ use oms_proto::events::v1::Envelope;
 use prost::Message as _;
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-    sea_query::{Expr, ExprTrait},
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+    sea_query::{
+        Alias, CommonTableExpression, Expr, ExprTrait, Query, SelectStatement, UnionType,
+        UpdateStatement, WithClause,
+    },
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -114,6 +117,73 @@ pub async fn enqueue_all<C: ConnectionTrait>(
         .exec_without_returning(conn)
         .await?;
     Ok(())
+}
+
+/// Runs `write` — an UPDATE that changes at most one row — and, only if it changed it, puts
+/// `events` into the outbox, atomically. On PostgreSQL that is one statement (the update in a
+/// data-modifying CTE, the outbox rows selected from its result): one round trip and one
+/// commit instead of four statements. Elsewhere it is one transaction. Returns whether the row
+/// was changed (false: the update's guard did not hold, and nothing was written).
+pub async fn update_with_events(
+    db: &DatabaseConnection,
+    write: UpdateStatement,
+    events: &[Envelope],
+) -> Result<bool, DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        let txn = db.begin().await?;
+        let changed = txn.execute(&write).await?.rows_affected() == 1;
+        if changed {
+            enqueue_all(&txn, events).await?;
+            txn.commit().await?;
+        } else {
+            txn.rollback().await?;
+        }
+        return Ok(changed);
+    }
+    let mut write = write;
+    write.returning(Query::returning().expr(Expr::val(1)));
+    let written = Alias::new("written");
+    let now = Utc::now();
+    let mut rows: Option<SelectStatement> = None;
+    for envelope in events {
+        let row = Query::select()
+            .exprs([
+                Expr::val(envelope.event_id.clone()),
+                Expr::val(envelope.subject.clone()),
+                Expr::val(envelope.encode_to_vec()),
+                Expr::val(now),
+            ])
+            .from(written.clone())
+            .to_owned();
+        rows = Some(match rows {
+            None => row,
+            Some(mut union) => {
+                union.union(UnionType::All, row);
+                union
+            }
+        });
+    }
+    let Some(rows) = rows else {
+        return Ok(db.execute(&write).await?.rows_affected() == 1);
+    };
+    let insert = Query::insert()
+        .into_table(entity::Entity)
+        .columns([
+            entity::Column::EventId,
+            entity::Column::Subject,
+            entity::Column::Payload,
+            entity::Column::CreatedAt,
+        ])
+        .select_from(rows)
+        .map_err(|e| DbErr::Custom(e.to_string()))?
+        .to_owned();
+    let cte = CommonTableExpression::new()
+        .query(write)
+        .table_name(written)
+        .to_owned();
+    let statement = insert.with(WithClause::new().cte(cte).to_owned());
+    let inserted = db.execute(&statement).await?.rows_affected();
+    Ok(inserted == events.len() as u64)
 }
 
 /// Marks every event published at or after `since` as unpublished, so the relay sends it

@@ -159,6 +159,7 @@ where
                 ttl_seconds: 3600,
                 idempotency_key: uuid::Uuid::new_v4().to_string(),
                 user_id: String::new(),
+                until_released: false,
             };
             client
                 .reserve(request)

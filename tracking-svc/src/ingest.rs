@@ -19,9 +19,10 @@ use sea_orm::TransactionTrait;
 use tokio::sync::Notify;
 
 use crate::{
-    consumers::alert,
+    consumers,
     domain::{
         TrackingError,
+        effects::Happening,
         eta::{EtaInput, EtaModel},
         positions::{self, Limits, Verdict},
     },
@@ -152,18 +153,15 @@ impl Ingest {
             )?;
             outbox::enqueue(&txn, &updated).await?;
             if estimate.arriving && !was_arriving {
-                let body = "The courier is almost at your door.";
-                alert(
-                    &self.store,
-                    &txn,
-                    &format!("arriving-{}", shipment.shipment_id),
-                    user,
-                    &shipment.order_id,
-                    "Your parcel is arriving",
-                    body,
-                    None,
-                )
-                .await?;
+                let arriving = Happening::Alert {
+                    key: format!("arriving-{}", shipment.shipment_id),
+                    user_id: user.to_owned(),
+                    order_id: shipment.order_id.clone(),
+                    title: "Your parcel is arriving".into(),
+                    body: "The courier is almost at your door.".into(),
+                    status: None,
+                };
+                consumers::record(&self.store, &txn, vec![arriving]).await?;
             }
         }
         txn.commit().await?;

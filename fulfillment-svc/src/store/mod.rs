@@ -4,6 +4,12 @@
 pub mod entities;
 pub mod migration;
 
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
+
 use chrono::{DateTime, Utc};
 use oms_platform::{
     money::Money,
@@ -14,8 +20,8 @@ use prost::Message;
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
-    sea_query::{Expr, ExprTrait, OnConflict},
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait, TryInsertResult,
+    sea_query::{CaseStatement, Expr, ExprTrait, OnConflict},
 };
 
 use crate::{
@@ -31,7 +37,17 @@ pub struct Store {
     pub db: DatabaseConnection,
     /// Wakes the relay after commits that enqueued events.
     pub outbox: Outbox,
+    /// The routable centers as read a moment ago.
+    routable: Arc<Mutex<Option<CentersRead>>>,
 }
+
+/// Centers and when they were read.
+type CentersRead = (Vec<Center>, Instant);
+
+/// How long planning trusts the centers it read: a placement plans without a round trip, and
+/// today's load (capacity cut-off, surge) is at most this old; a center created or changed
+/// here is seen at once.
+pub const CENTERS_FRESH_FOR: Duration = Duration::from_secs(1);
 
 /// Today's date as loads count it (UTC).
 fn today(now: DateTime<Utc>) -> String {
@@ -41,7 +57,16 @@ fn today(now: DateTime<Utc>) -> String {
 impl Store {
     /// A store over `db`.
     pub fn new(db: DatabaseConnection, outbox: Outbox) -> Self {
-        Self { db, outbox }
+        Self {
+            db,
+            outbox,
+            routable: Arc::default(),
+        }
+    }
+
+    /// Forgets the centers read before (one changed here).
+    fn centers_changed(&self) {
+        *self.routable.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     /// Starts a transaction.
@@ -86,6 +111,7 @@ impl Store {
         let stored = self.center_on(&txn, &definition.center_id, now).await?;
         outbox::enqueue(&txn, &events::center_upserted(stored.clone())?).await?;
         self.commit(txn).await?;
+        self.centers_changed();
         Ok(stored)
     }
 
@@ -125,38 +151,61 @@ impl Store {
             .collect()
     }
 
-    /// Every active center as routing sees it, with today's load.
+    /// Every active center as routing sees it, with today's load (read at most
+    /// [`CENTERS_FRESH_FOR`] ago).
     pub async fn routable_centers(&self) -> Result<Vec<Center>, FulfillmentError> {
+        if let Some((centers, read_at)) =
+            &*self.routable.lock().unwrap_or_else(PoisonError::into_inner)
+            && read_at.elapsed() < CENTERS_FRESH_FOR
+        {
+            return Ok(centers.clone());
+        }
         let now = Utc::now();
-        center::Entity::find()
+        let centers = center::Entity::find()
             .filter(center::Column::Active.eq(true))
             .order_by_asc(center::Column::CenterId)
             .all(&self.db)
             .await?
             .iter()
             .map(|row| center_proto(row, now).and_then(|c| to_domain(&c)))
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        *self.routable.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((centers.clone(), Instant::now()));
+        Ok(centers)
     }
 
-    /// Counts one more shipment against a center's capacity today.
-    pub async fn add_load<C: ConnectionTrait>(
+    /// Counts new shipments against their centers' capacity today, in one statement
+    /// (`loads`: shipments per center).
+    pub async fn add_loads<C: ConnectionTrait>(
         &self,
         conn: &C,
-        center_id: &str,
+        loads: &BTreeMap<String, i64>,
     ) -> Result<(), FulfillmentError> {
+        if loads.is_empty() {
+            return Ok(());
+        }
         let day = today(Utc::now());
+        let mut added = CaseStatement::new();
+        for (center_id, count) in loads {
+            added = added.case(
+                Expr::col(center::Column::CenterId).eq(center_id.clone()),
+                *count,
+            );
+        }
+        // Yesterday's count starts again from zero.
+        let today_so_far: Expr = Expr::case(
+            Expr::col(center::Column::LoadDate).eq(day.clone()),
+            Expr::col(center::Column::CurrentLoad),
+        )
+        .finally(0)
+        .into();
         center::Entity::update_many()
             .col_expr(
                 center::Column::CurrentLoad,
-                Expr::case(
-                    Expr::col(center::Column::LoadDate).eq(day.clone()),
-                    Expr::col(center::Column::CurrentLoad).add(1),
-                )
-                .finally(1)
-                .into(),
+                today_so_far.add(added.finally(0)),
             )
             .col_expr(center::Column::LoadDate, Expr::value(day))
-            .filter(center::Column::CenterId.eq(center_id))
+            .filter(center::Column::CenterId.is_in(loads.keys().cloned()))
             .exec(conn)
             .await?;
         Ok(())
@@ -198,14 +247,15 @@ impl Store {
             .map_err(|e| FulfillmentError::Corrupt(e.to_string()))
     }
 
-    /// Creates a shipment unless it exists; true when created.
-    pub async fn create_shipment<C: ConnectionTrait>(
+    /// Creates the shipments that do not exist yet, in one statement; returns the ids of
+    /// those it created.
+    pub async fn create_shipments<C: ConnectionTrait>(
         &self,
         conn: &C,
-        snapshot: &pb::Shipment,
-    ) -> Result<bool, FulfillmentError> {
+        snapshots: &[&pb::Shipment],
+    ) -> Result<BTreeSet<String>, FulfillmentError> {
         let now = Utc::now();
-        let row = shipment::ActiveModel {
+        let rows = snapshots.iter().map(|snapshot| shipment::ActiveModel {
             shipment_id: Set(snapshot.shipment_id.clone()),
             order_id: Set(snapshot.order_id.clone()),
             user_id: Set(snapshot.user_id.clone()),
@@ -216,16 +266,15 @@ impl Store {
             version: Set(1),
             created_at: Set(now),
             updated_at: Set(now),
-        };
-        let inserted = shipment::Entity::insert(row)
-            .on_conflict(
-                OnConflict::column(shipment::Column::ShipmentId)
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(conn)
+        });
+        let created = shipment::Entity::insert_many(rows)
+            .on_conflict_do_nothing_on([shipment::Column::ShipmentId])
+            .exec_with_returning_keys(conn)
             .await?;
-        Ok(inserted == 1)
+        Ok(match created {
+            TryInsertResult::Inserted(ids) => ids.into_iter().collect(),
+            TryInsertResult::Empty | TryInsertResult::Conflicted => BTreeSet::new(),
+        })
     }
 
     /// Saves a changed shipment if nobody changed it since `version`; false on a lost race.

@@ -27,8 +27,12 @@ pub struct ReserveCommand {
     pub lines: Vec<LineRequest>,
     /// `None` = the server default.
     pub ttl: Option<Duration>,
+    /// Never expires: the caller releases it (`ttl` does not apply).
+    pub until_released: bool,
     /// Whose holds convert.
     pub user_id: Option<String>,
+    /// A retry with this key returns the first reservation.
+    pub idempotency_key: String,
 }
 
 /// A validated cart line.
@@ -111,7 +115,9 @@ pub fn reserve(request: &pb::ReserveRequest) -> Result<ReserveCommand, ApiError>
         order_id: request.order_id.clone(),
         lines,
         ttl,
+        until_released: request.until_released,
         user_id: (!request.user_id.is_empty()).then(|| request.user_id.clone()),
+        idempotency_key: request.idempotency_key.clone(),
     })
 }
 
@@ -365,6 +371,7 @@ mod tests {
             ttl_seconds: 60,
             idempotency_key: "key-1".into(),
             user_id: String::new(),
+            until_released: false,
         }
     }
 

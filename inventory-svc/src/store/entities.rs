@@ -119,6 +119,8 @@ pub mod reservation {
         pub expires_at: Option<DateTimeUtc>,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        /// The caller's key: a retry with it finds this reservation (holds have none).
+        pub idempotency_key: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

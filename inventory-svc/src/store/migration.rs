@@ -8,7 +8,11 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(PlatformTables), Box::new(StockTables)]
+        vec![
+            Box::new(PlatformTables),
+            Box::new(StockTables),
+            Box::new(ReservationKeys),
+        ]
     }
 
     fn migration_table_name() -> DynIden {
@@ -86,6 +90,50 @@ enum Reservations {
     ExpiresAt,
     CreatedAt,
     UpdatedAt,
+    IdempotencyKey,
+}
+
+/// A reservation carries the caller's idempotency key itself: a retry finds the reservation,
+/// and reserving writes no separate key row.
+struct ReservationKeys;
+
+impl MigrationName for ReservationKeys {
+    fn name(&self) -> &str {
+        "m0003_reservation_keys"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for ReservationKeys {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Reservations::Table)
+                    .add_column(string_len_null(Reservations::IdempotencyKey, 200))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .if_not_exists()
+                    .name("reservations_idempotency_key")
+                    .table(Reservations::Table)
+                    .col(Reservations::IdempotencyKey)
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+        // Release by order (a placement that lost its answer) finds the reservation directly.
+        index(
+            manager,
+            "reservations_order",
+            Reservations::Table,
+            [Reservations::OrderId],
+        )
+        .await
+    }
 }
 
 #[derive(DeriveIden)]

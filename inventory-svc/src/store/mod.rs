@@ -5,6 +5,7 @@
 
 pub mod entities;
 pub mod migration;
+pub mod one_statement;
 pub mod queries;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};

@@ -5,64 +5,189 @@ use std::collections::BTreeMap;
 use oms_platform::{events::to_timestamp, geo::distance_km};
 use oms_proto::{common::v1::GeoPoint, inventory::v1 as pb};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Statement,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect, Statement,
+    sea_query::{Alias, Expr, ExprTrait, JoinType, Query},
 };
 
-use super::entities::{level, location, movement, sku};
-use crate::domain::{InventoryError, MovementKind, audit::LevelSums};
+use super::entities::{level, location, movement, reservation, reservation_line, sku};
+use crate::domain::{InventoryError, MovementKind, ReservationStatus, audit::LevelSums};
 
-/// Availability of `skus`, per location (nearest first when `near` is given) and in total;
-/// `holds` are the asking user's own held units per (sku, location), counted as available.
+/// One row of the availability query: a SKU, one of its levels (if any) with its location
+/// and what the asking user's cart hold keeps of it.
+#[derive(Debug, FromQueryResult)]
+struct AvailabilityRow {
+    sku: String,
+    name: String,
+    weight_grams: i32,
+    hs_code: String,
+    origin_country: String,
+    low_stock_threshold: i32,
+    available_total: i64,
+    version_total: i64,
+    change_seq: i64,
+    updated_at: chrono::DateTime<chrono::Utc>,
+    location_id: Option<String>,
+    on_hand: Option<i64>,
+    reserved: Option<i64>,
+    level_version: Option<i64>,
+    lat: Option<f64>,
+    lng: Option<f64>,
+    country_code: Option<String>,
+    held: Option<i64>,
+}
+
+/// Availability of `skus`, per location (nearest first when `near` is given) and in total —
+/// the SKUs, their levels and locations and the units `hold` (the asking user's cart hold)
+/// keeps, which count as available to that user, in one query. Unknown SKUs are refused.
 pub async fn availability<C: ConnectionTrait>(
     conn: &C,
-    catalog: &BTreeMap<String, sku::Model>,
+    skus: &[String],
     near: Option<&GeoPoint>,
     location_ids: &[String],
-    holds: &BTreeMap<(String, String), i64>,
+    hold: Option<&str>,
 ) -> Result<Vec<pb::SkuAvailability>, InventoryError> {
-    let mut query = level::Entity::find().filter(level::Column::Sku.is_in(catalog.keys().cloned()));
+    let (s, l, p, h, r) = (
+        Alias::new("s"),
+        Alias::new("l"),
+        Alias::new("p"),
+        Alias::new("h"),
+        Alias::new("r"),
+    );
+    let mut level_join =
+        Expr::col((l.clone(), level::Column::Sku)).equals((s.clone(), sku::Column::Sku));
     if !location_ids.is_empty() {
-        query = query.filter(level::Column::LocationId.is_in(location_ids.to_vec()));
+        level_join = level_join.and(
+            Expr::col((l.clone(), level::Column::LocationId)).is_in(location_ids.iter().cloned()),
+        );
     }
-    let levels = query.all(conn).await?;
-    let places: BTreeMap<String, location::Model> = location::Entity::find()
+    let active = [
+        ReservationStatus::Active.as_str(),
+        ReservationStatus::Partial.as_str(),
+    ];
+    let remaining = Expr::col((h.clone(), reservation_line::Column::Quantity))
+        .sub(Expr::col((h.clone(), reservation_line::Column::Committed)))
+        .sub(Expr::col((h.clone(), reservation_line::Column::Released)));
+    let held = Expr::case(
+        Expr::col((r.clone(), reservation::Column::ReservationId)).is_not_null(),
+        remaining,
+    )
+    .finally(0);
+    let mut query = Query::select();
+    query
+        .columns([
+            (s.clone(), sku::Column::Sku),
+            (s.clone(), sku::Column::Name),
+            (s.clone(), sku::Column::WeightGrams),
+            (s.clone(), sku::Column::HsCode),
+            (s.clone(), sku::Column::OriginCountry),
+            (s.clone(), sku::Column::LowStockThreshold),
+            (s.clone(), sku::Column::ChangeSeq),
+            (s.clone(), sku::Column::UpdatedAt),
+        ])
+        .expr_as(
+            Expr::col((s.clone(), sku::Column::Available)),
+            Alias::new("available_total"),
+        )
+        .expr_as(
+            Expr::col((s.clone(), sku::Column::Version)),
+            Alias::new("version_total"),
+        )
+        .columns([
+            (l.clone(), level::Column::LocationId),
+            (l.clone(), level::Column::OnHand),
+            (l.clone(), level::Column::Reserved),
+        ])
+        .expr_as(
+            Expr::col((l.clone(), level::Column::Version)),
+            Alias::new("level_version"),
+        )
+        .columns([
+            (p.clone(), location::Column::Lat),
+            (p.clone(), location::Column::Lng),
+            (p.clone(), location::Column::CountryCode),
+        ])
+        .expr_as(held, Alias::new("held"))
+        .from_as(sku::Entity, s.clone())
+        .join_as(JoinType::LeftJoin, level::Entity, l.clone(), level_join)
+        .join_as(
+            JoinType::LeftJoin,
+            location::Entity,
+            p.clone(),
+            Expr::col((p.clone(), location::Column::LocationId))
+                .equals((l.clone(), level::Column::LocationId)),
+        )
+        .join_as(
+            JoinType::LeftJoin,
+            reservation_line::Entity,
+            h.clone(),
+            Expr::col((h.clone(), reservation_line::Column::ReservationId))
+                .eq(hold.unwrap_or_default())
+                .and(
+                    Expr::col((h.clone(), reservation_line::Column::Sku))
+                        .equals((l.clone(), level::Column::Sku)),
+                )
+                .and(
+                    Expr::col((h.clone(), reservation_line::Column::LocationId))
+                        .equals((l.clone(), level::Column::LocationId)),
+                ),
+        )
+        .join_as(
+            JoinType::LeftJoin,
+            reservation::Entity,
+            r.clone(),
+            Expr::col((r.clone(), reservation::Column::ReservationId))
+                .equals((h.clone(), reservation_line::Column::ReservationId))
+                .and(Expr::col((r.clone(), reservation::Column::Status)).is_in(active)),
+        )
+        .and_where(Expr::col((s.clone(), sku::Column::Sku)).is_in(skus.iter().cloned()));
+    let backend = conn.get_database_backend();
+    let rows = AvailabilityRow::find_by_statement(backend.build(&query))
         .all(conn)
-        .await?
-        .into_iter()
-        .map(|l| (l.location_id.clone(), l))
-        .collect();
-    let mut by_sku: BTreeMap<&str, Vec<pb::LocationAvailability>> = BTreeMap::new();
-    for level in &levels {
-        let Some(place) = places.get(&level.location_id) else {
+        .await?;
+    let mut by_sku: BTreeMap<String, (sku::Model, Vec<pb::LocationAvailability>)> = BTreeMap::new();
+    for row in rows {
+        let entry = by_sku.entry(row.sku.clone()).or_insert_with(|| {
+            let catalog = sku::Model {
+                sku: row.sku.clone(),
+                name: row.name.clone(),
+                weight_grams: row.weight_grams,
+                hs_code: row.hs_code.clone(),
+                origin_country: row.origin_country.clone(),
+                low_stock_threshold: row.low_stock_threshold,
+                available: row.available_total,
+                version: row.version_total,
+                change_seq: row.change_seq,
+                updated_at: row.updated_at,
+            };
+            (catalog, Vec::new())
+        });
+        // A level at a location that is not registered (yet) is not offered.
+        let (Some(location_id), Some(on_hand), Some(reserved), Some(lat), Some(lng)) =
+            (row.location_id, row.on_hand, row.reserved, row.lat, row.lng)
+        else {
             continue;
         };
-        let point = GeoPoint {
-            lat: place.lat,
-            lng: place.lng,
-        };
-        let own = holds
-            .get(&(level.sku.clone(), level.location_id.clone()))
-            .copied()
-            .unwrap_or(0);
-        by_sku
-            .entry(level.sku.as_str())
-            .or_default()
-            .push(pb::LocationAvailability {
-                location_id: level.location_id.clone(),
-                on_hand: level.on_hand,
-                reserved: level.reserved - own,
-                available: level.on_hand - level.reserved + own,
-                version: level.version,
-                distance_km: near.map_or(0.0, |near| distance_km(near, &point)),
-                point: Some(point),
-                country_code: place.country_code.clone(),
-            });
+        let own = std::cmp::max(row.held.unwrap_or(0), 0);
+        let point = GeoPoint { lat, lng };
+        entry.1.push(pb::LocationAvailability {
+            location_id,
+            on_hand,
+            reserved: reserved - own,
+            available: on_hand - reserved + own,
+            version: row.level_version.unwrap_or(0),
+            distance_km: near.map_or(0.0, |near| distance_km(near, &point)),
+            point: Some(point),
+            country_code: row.country_code.unwrap_or_default(),
+        });
     }
-    Ok(catalog
-        .values()
-        .map(|sku| {
-            let mut locations = by_sku.remove(sku.sku.as_str()).unwrap_or_default();
+    if let Some(missing) = skus.iter().find(|s| !by_sku.contains_key(*s)) {
+        return Err(InventoryError::UnknownSku(missing.clone()));
+    }
+    Ok(skus
+        .iter()
+        .filter_map(|wanted| by_sku.remove(wanted))
+        .map(|(catalog, mut locations)| {
             locations.sort_by(|a, b| {
                 a.distance_km
                     .total_cmp(&b.distance_km)
@@ -70,7 +195,7 @@ pub async fn availability<C: ConnectionTrait>(
             });
             pb::SkuAvailability {
                 total_available: locations.iter().map(|l| l.available).sum(),
-                sku: Some(sku_to_proto(sku)),
+                sku: Some(sku_to_proto(&catalog)),
                 locations,
             }
         })

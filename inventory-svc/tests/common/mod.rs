@@ -224,5 +224,6 @@ pub fn reserve(order: &str, lines: &[(&str, &str, u32)]) -> pb::ReserveRequest {
         ttl_seconds: 0,
         idempotency_key: format!("key-{}", uuid::Uuid::new_v4()),
         user_id: String::new(),
+        until_released: false,
     }
 }

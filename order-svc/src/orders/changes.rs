@@ -214,14 +214,19 @@ impl Orders {
             Utc::now().timestamp(),
         )
         .map_err(|e| OrderError::Forbidden(e.to_string()))?;
-        let confirmed = self
-            .inventory
-            .clone()
-            .confirm_reservation(inv::ConfirmReservationRequest {
-                reservation_id: stored.reservation_id.clone(),
-                idempotency_key: format!("confirm-{}", stored.order.order_id),
-            })
-            .await;
+        // Reservations made before they were held until released still expire: keep them.
+        let confirmed = if stored.reservation_confirmed {
+            Ok(())
+        } else {
+            self.inventory
+                .clone()
+                .confirm_reservation(inv::ConfirmReservationRequest {
+                    reservation_id: stored.reservation_id.clone(),
+                    idempotency_key: format!("confirm-{}", stored.order.order_id),
+                })
+                .await
+                .map(drop)
+        };
         if let Err(status) = confirmed {
             let error = OrderError::from_peer(INVENTORY, status);
             if matches!(error, OrderError::Unfulfillable { .. }) {

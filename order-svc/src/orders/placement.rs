@@ -31,7 +31,7 @@ use crate::{
         money, validate,
     },
     events,
-    store::StoredOrder,
+    store::{BuyerFacts, StoredOrder},
 };
 
 /// What a placement has taken so far, to give back if it fails.
@@ -53,14 +53,20 @@ impl Orders {
     pub async fn place(&self, intake: Intake) -> Result<pb::Order, OrderError> {
         let currency = validate::intake(&intake)?;
         let hash = request_hash(&intake);
-        if let Some(existing) = self
-            .store
-            .by_key(&intake.user_id, &intake.idempotency_key)
-            .await?
-        {
-            return replay(existing, &hash);
-        }
-        let lines = self.price_lines(&intake, currency).await?;
+        let lines = match self.price_lines(&intake, currency).await {
+            Ok(lines) => lines,
+            // A retry finds its order even if the price list changed since.
+            Err(error) => {
+                return match self
+                    .store
+                    .by_key(&intake.user_id, &intake.idempotency_key)
+                    .await?
+                {
+                    Some(existing) => replay(existing, &hash),
+                    None => Err(error),
+                };
+            }
+        };
         let order_id = uuid::Uuid::now_v7().to_string();
         let mut order = pb::Order {
             order_id,
@@ -96,11 +102,11 @@ impl Orders {
             reservation_confirmed: false,
             request_hash: hash,
         };
-        if !self
+        let Some(buyer) = self
             .store
             .insert_pending(&stored, &intake.idempotency_key)
             .await?
-        {
+        else {
             let existing = self
                 .store
                 .by_key(&intake.user_id, &intake.idempotency_key)
@@ -111,15 +117,13 @@ impl Orders {
                     "a concurrent placement with this key failed; retry".into(),
                 )),
             };
-        }
+        };
         let mut held = Held::default();
-        match self.saga(&mut stored, &intake, currency, &mut held).await {
-            Ok(()) => {
-                if stored.order.status() == OrderStatus::Confirmed {
-                    self.confirm_reservation(&stored).await;
-                }
-                Ok(stored.order)
-            }
+        match self
+            .saga(&mut stored, &intake, currency, &buyer, &mut held)
+            .await
+        {
+            Ok(()) => Ok(stored.order),
             Err(error) => Err(self.abandon(stored, held, error).await),
         }
     }
@@ -164,15 +168,9 @@ impl Orders {
         stored: &mut StoredOrder,
         intake: &Intake,
         currency: Currency,
+        buyer: &BuyerFacts,
         held: &mut Held,
     ) -> Result<(), OrderError> {
-        let customer = self.store.customer(&stored.order.user_id).await?;
-        // The PENDING order itself is open already.
-        let open_orders = self
-            .store
-            .open_orders(&stored.order.user_id)
-            .await?
-            .saturating_sub(1);
         let destination = stored.order.shipping_address.clone().unwrap_or_default();
         let total_of = |order: &pb::Order| {
             money::amount_or_zero(
@@ -183,8 +181,8 @@ impl Orders {
         // Refuse early on standing and limits, before planning costs anything.
         let subtotal = total_of(&stored.order)?;
         let facts = Facts {
-            customer: customer.as_ref(),
-            open_orders,
+            customer: buyer.customer.as_ref(),
+            open_orders: buyer.open_orders,
             total: &subtotal,
             destination: &destination,
         };
@@ -203,6 +201,8 @@ impl Orders {
         };
         held.reservation_id = reservation.reservation_id.clone();
         stored.reservation_id = reservation.reservation_id;
+        // Held until released: nothing to confirm with inventory later.
+        stored.reservation_confirmed = true;
         let order = &mut stored.order;
         order.shipments = shipments_of(&order.order_id, &plan);
         Self::retotal(order)?;
@@ -353,6 +353,10 @@ impl Orders {
                 ttl_seconds,
                 idempotency_key: format!("place-{}{attempt}", order.order_id),
                 user_id: order.user_id.clone(),
+                // This service releases it if the placement fails, and settles placements a
+                // crash interrupted (the order stays PENDING until then): no expiry, and no
+                // confirmation round trip once the order is confirmed.
+                until_released: true,
             })
             .await
             .map_err(|status| OrderError::from_peer(INVENTORY, status))?;
@@ -360,29 +364,6 @@ impl Orders {
             .into_inner()
             .reservation
             .ok_or_else(|| OrderError::Corrupt("inventory answered without a reservation".into()))
-    }
-
-    /// Tells inventory to keep the reservation past its TTL; on failure the recovery loop
-    /// tries again.
-    pub(super) async fn confirm_reservation(&self, stored: &StoredOrder) {
-        let request = inv::ConfirmReservationRequest {
-            reservation_id: stored.reservation_id.clone(),
-            idempotency_key: format!("confirm-{}", stored.order.order_id),
-        };
-        match self.inventory.clone().confirm_reservation(request).await {
-            Ok(_) => {
-                if let Err(error) = self
-                    .store
-                    .mark_reservation_confirmed(&stored.order.order_id)
-                    .await
-                {
-                    tracing::warn!(order_id = %stored.order.order_id, %error, "noting the confirmed reservation failed; recovery retries");
-                }
-            }
-            Err(status) => {
-                tracing::warn!(order_id = %stored.order.order_id, %status, "confirming the reservation failed; recovery retries")
-            }
-        }
     }
 
     /// Gives back what a failed placement took; the order ends REJECTED when the failure is

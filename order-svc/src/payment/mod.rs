@@ -11,6 +11,7 @@ use rust_decimal::Decimal;
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, TransactionTrait,
+    TryInsertResult,
     sea_query::{Expr, OnConflict},
 };
 
@@ -280,16 +281,18 @@ impl PaymentProvider for LedgerProvider {
             voided: Set(zero),
             updated_at: Set(Utc::now()),
         };
-        payment::Entity::insert(row)
-            .on_conflict(
-                OnConflict::column(payment::Column::AuthorizationId)
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(&self.db)
+        // One statement; a retry (the authorisation exists) reads it as it is.
+        let row = match payment::Entity::insert(row)
+            .on_conflict_do_nothing_on([payment::Column::AuthorizationId])
+            .exec_with_returning(&self.db)
             .await
-            .map_err(unavailable)?;
-        let row = self.load(&authorization_id).await?;
+            .map_err(unavailable)?
+        {
+            TryInsertResult::Inserted(row) => row,
+            TryInsertResult::Empty | TryInsertResult::Conflicted => {
+                self.load(&authorization_id).await?
+            }
+        };
         to_payment(&row, &figures(&row)?)
     }
 

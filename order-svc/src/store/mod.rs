@@ -4,8 +4,9 @@
 
 pub mod entities;
 pub mod migration;
+mod price_book;
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use oms_platform::{
@@ -22,13 +23,14 @@ use oms_proto::{
 use prost::Message;
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
-    sea_query::{Expr, OnConflict},
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
+    sea_query::{Expr, ExprTrait, OnConflict, Query, UpdateStatement},
 };
 
 use crate::domain::{OrderError, lifecycle};
 use entities::{customer, order, order_return, price, rejected_intake};
+use price_book::PriceBook;
 
 /// The order database.
 #[derive(Clone)]
@@ -37,6 +39,8 @@ pub struct Store {
     pub db: DatabaseConnection,
     /// Wakes the relay after commits that enqueued events.
     pub outbox: Outbox,
+    /// Prices looked up a moment ago.
+    prices: Arc<PriceBook>,
 }
 
 /// An order with its row's bookkeeping.
@@ -52,6 +56,15 @@ pub struct StoredOrder {
     pub reservation_confirmed: bool,
     /// Hash of the placement request.
     pub request_hash: String,
+}
+
+/// What eligibility needs to know about the buyer, read while their order is recorded.
+#[derive(Debug, Clone, Default)]
+pub struct BuyerFacts {
+    /// Their open orders besides this one.
+    pub open_orders: u64,
+    /// Their customer record, if one was configured.
+    pub customer: Option<pb::Customer>,
 }
 
 /// Filters of a listing.
@@ -71,6 +84,14 @@ pub struct OrderFilter {
     pub before_order_id: Option<String>,
 }
 
+/// The `n`-th statement parameter in the backend's syntax.
+fn placeholder(backend: DbBackend, n: usize) -> String {
+    match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => format!("?{n}"),
+    }
+}
+
 fn decode(row: order::Model) -> Result<StoredOrder, OrderError> {
     let order = pb::Order::decode(row.snapshot.as_slice())
         .map_err(|e| OrderError::Corrupt(e.to_string()))?;
@@ -86,7 +107,11 @@ fn decode(row: order::Model) -> Result<StoredOrder, OrderError> {
 impl Store {
     /// A store over `db`.
     pub fn new(db: DatabaseConnection, outbox: Outbox) -> Self {
-        Self { db, outbox }
+        Self {
+            db,
+            outbox,
+            prices: Arc::default(),
+        }
     }
 
     /// Starts a transaction.
@@ -101,38 +126,88 @@ impl Store {
         Ok(())
     }
 
-    /// Records a new PENDING order under its idempotency key; `false` when the key was taken
-    /// (by a concurrent or earlier call).
+    /// Records a new PENDING order under its idempotency key and, in the same statement,
+    /// reads what the eligibility check needs: the buyer's other open orders and their
+    /// customer record. `None` when the key was taken (by a concurrent or earlier call).
     pub async fn insert_pending(
         &self,
         stored: &StoredOrder,
         idempotency_key: &str,
-    ) -> Result<bool, OrderError> {
+    ) -> Result<Option<BuyerFacts>, OrderError> {
         let order = &stored.order;
         let now = Utc::now();
-        let row = order::ActiveModel {
-            order_id: Set(order.order_id.clone()),
-            user_id: Set(order.user_id.clone()),
-            channel: Set(order.channel),
-            status: Set(order.status),
-            idempotency_key: Set(idempotency_key.to_owned()),
-            request_hash: Set(stored.request_hash.clone()),
-            reservation_id: Set(String::new()),
-            reservation_confirmed: Set(false),
-            snapshot: Set(order.encode_to_vec()),
-            version: Set(stored.version),
-            created_at: Set(now),
-            updated_at: Set(now),
-        };
-        let inserted = order::Entity::insert(row)
+        let open: Vec<i32> = lifecycle::ALL
+            .into_iter()
+            .filter(|s| lifecycle::is_open(*s))
+            .map(|s| s as i32)
+            .collect();
+        let open_orders = Query::select()
+            .expr(Expr::col(order::Column::OrderId).count())
+            .from(order::Entity)
+            .and_where(order::Column::UserId.eq(order.user_id.clone()))
+            .and_where(order::Column::Status.is_in(open))
+            .and_where(order::Column::OrderId.ne(order.order_id.clone()))
+            .to_owned();
+        let record = Query::select()
+            .column(customer::Column::Record)
+            .from(customer::Entity)
+            .and_where(customer::Column::UserId.eq(order.user_id.clone()))
+            .to_owned();
+        let insert = Query::insert()
+            .into_table(order::Entity)
+            .columns([
+                order::Column::OrderId,
+                order::Column::UserId,
+                order::Column::Channel,
+                order::Column::Status,
+                order::Column::IdempotencyKey,
+                order::Column::RequestHash,
+                order::Column::ReservationId,
+                order::Column::ReservationConfirmed,
+                order::Column::Snapshot,
+                order::Column::Version,
+                order::Column::CreatedAt,
+                order::Column::UpdatedAt,
+            ])
+            .values_panic([
+                order.order_id.clone().into(),
+                order.user_id.clone().into(),
+                order.channel.into(),
+                order.status.into(),
+                idempotency_key.into(),
+                stored.request_hash.clone().into(),
+                String::new().into(),
+                false.into(),
+                order.encode_to_vec().into(),
+                stored.version.into(),
+                now.into(),
+                now.into(),
+            ])
             .on_conflict(
                 OnConflict::columns([order::Column::UserId, order::Column::IdempotencyKey])
                     .do_nothing()
                     .to_owned(),
             )
-            .exec_without_returning(&self.db)
-            .await?;
-        Ok(inserted == 1)
+            .returning(Query::returning().exprs([
+                Expr::SubQuery(None, Box::new(open_orders.into())),
+                Expr::SubQuery(None, Box::new(record.into())),
+            ]))
+            .to_owned();
+        let Some(row) = self.db.query_one(&insert).await? else {
+            return Ok(None);
+        };
+        let open_orders: i64 = row.try_get_by_index(0)?;
+        let customer = row
+            .try_get_by_index::<Option<Vec<u8>>>(1)?
+            .map(|record| {
+                pb::Customer::decode(record.as_slice())
+                    .map_err(|e| OrderError::Corrupt(e.to_string()))
+            })
+            .transpose()?;
+        Ok(Some(BuyerFacts {
+            open_orders: u64::try_from(open_orders).unwrap_or(0),
+            customer,
+        }))
     }
 
     /// The order placed with this key, if any.
@@ -164,6 +239,21 @@ impl Store {
             .ok_or_else(|| OrderError::UnknownOrder(order_id.to_owned()))
     }
 
+    /// Orders by id (missing ones are left out).
+    pub async fn load_many<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        order_ids: &[&str],
+    ) -> Result<BTreeMap<String, StoredOrder>, OrderError> {
+        order::Entity::find()
+            .filter(order::Column::OrderId.is_in(order_ids.iter().map(|id| (*id).to_owned())))
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|row| decode(row).map(|stored| (stored.order.order_id.clone(), stored)))
+            .collect()
+    }
+
     /// Saves a changed order if nobody changed it since `stored.version`, with the events
     /// `events` builds from the order as saved (its version bumped); `Conflict` on a lost race.
     pub async fn save<C: ConnectionTrait>(
@@ -172,49 +262,135 @@ impl Store {
         stored: &mut StoredOrder,
         events: impl FnOnce(&pb::Order) -> Result<Vec<Envelope>, BusError>,
     ) -> Result<(), OrderError> {
-        let now = Utc::now();
-        let version = stored.version + 1;
-        stored.order.version = version;
-        stored.order.updated_at = Some(to_timestamp(now));
-        let order = &stored.order;
-        let events = events(order)?;
-        let updated = order::Entity::update_many()
-            .col_expr(order::Column::Status, Expr::value(order.status))
-            .col_expr(
-                order::Column::ReservationId,
-                Expr::value(stored.reservation_id.clone()),
-            )
-            .col_expr(
-                order::Column::ReservationConfirmed,
-                Expr::value(stored.reservation_confirmed),
-            )
-            .col_expr(order::Column::Snapshot, Expr::value(order.encode_to_vec()))
-            .col_expr(order::Column::Version, Expr::value(version))
-            .col_expr(order::Column::UpdatedAt, Expr::value(now))
-            .filter(order::Column::OrderId.eq(order.order_id.clone()))
-            .filter(order::Column::Version.eq(stored.version))
-            .exec(conn)
-            .await?;
-        if updated.rows_affected != 1 {
-            return Err(OrderError::Conflict(format!(
-                "order {} changed concurrently; retry",
-                order.order_id
-            )));
+        let (update, events) = Self::guarded_update(stored, events)?;
+        if conn.execute(&update).await?.rows_affected() != 1 {
+            return Err(Self::lost_race(stored));
         }
         outbox::enqueue_all(conn, &events).await?;
-        stored.version = version;
+        stored.version += 1;
         Ok(())
     }
 
-    /// [`Store::save`] in a transaction of its own, then wakes the relay.
+    /// [`Store::save`] on its own — one statement with its events on PostgreSQL — then wakes
+    /// the relay.
     pub async fn save_now(
         &self,
         stored: &mut StoredOrder,
         events: impl FnOnce(&pb::Order) -> Result<Vec<Envelope>, BusError>,
     ) -> Result<(), OrderError> {
-        let txn = self.begin().await?;
-        self.save(&txn, stored, events).await?;
-        self.commit(txn).await
+        let (update, events) = Self::guarded_update(stored, events)?;
+        if !outbox::update_with_events(&self.db, update, &events).await? {
+            return Err(Self::lost_race(stored));
+        }
+        stored.version += 1;
+        self.outbox.wake();
+        Ok(())
+    }
+
+    /// Makes the change in `stored` its next version (stamped now) and returns the events
+    /// `events` builds from the order as it now is; saving must be guarded by the version
+    /// before.
+    pub fn next_version(
+        stored: &mut StoredOrder,
+        events: impl FnOnce(&pb::Order) -> Result<Vec<Envelope>, BusError>,
+    ) -> Result<Vec<Envelope>, OrderError> {
+        stored.version += 1;
+        stored.order.version = stored.version;
+        stored.order.updated_at = Some(to_timestamp(Utc::now()));
+        Ok(events(&stored.order)?)
+    }
+
+    /// The update that saves `stored` as its next version if it is still at its current one,
+    /// and the events of the saved order. (`stored.version` moves on only once it is saved.)
+    fn guarded_update(
+        stored: &mut StoredOrder,
+        events: impl FnOnce(&pb::Order) -> Result<Vec<Envelope>, BusError>,
+    ) -> Result<(UpdateStatement, Vec<Envelope>), OrderError> {
+        let before = stored.version;
+        let events = Self::next_version(stored, events)?;
+        stored.version = before;
+        let order = &stored.order;
+        let update = Query::update()
+            .table(order::Entity)
+            .values([
+                (order::Column::Status, order.status.into()),
+                (
+                    order::Column::ReservationId,
+                    stored.reservation_id.clone().into(),
+                ),
+                (
+                    order::Column::ReservationConfirmed,
+                    stored.reservation_confirmed.into(),
+                ),
+                (order::Column::Snapshot, order.encode_to_vec().into()),
+                (order::Column::Version, order.version.into()),
+                (order::Column::UpdatedAt, Utc::now().into()),
+            ])
+            .and_where(order::Column::OrderId.eq(order.order_id.clone()))
+            .and_where(order::Column::Version.eq(before))
+            .to_owned();
+        Ok((update, events))
+    }
+
+    /// Saves orders changed in memory, each as `(version it was loaded at, order)`, in one
+    /// statement; `Conflict` (and nothing saved: the caller's transaction rolls back) when any
+    /// was changed by someone else meanwhile.
+    pub async fn save_changed<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        changed: &[(i64, &StoredOrder)],
+    ) -> Result<(), OrderError> {
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let backend = conn.get_database_backend();
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(changed.len() * 8);
+        let mut rows = Vec::with_capacity(changed.len());
+        for (loaded, stored) in changed {
+            let mut row = Vec::with_capacity(8);
+            for value in [
+                sea_orm::Value::from(stored.order.order_id.clone()),
+                (*loaded).into(),
+                stored.order.status.into(),
+                stored.reservation_id.clone().into(),
+                stored.reservation_confirmed.into(),
+                stored.order.encode_to_vec().into(),
+                stored.version.into(),
+                Utc::now().into(),
+            ] {
+                values.push(value);
+                row.push(placeholder(backend, values.len()));
+            }
+            rows.push(format!("({})", row.join(", ")));
+        }
+        // VALUES columns are column1, column2, … on PostgreSQL and SQLite alike.
+        let sql = format!(
+            "UPDATE orders SET status = v.column3, reservation_id = v.column4, \
+             reservation_confirmed = v.column5, snapshot = v.column6, version = v.column7, \
+             updated_at = v.column8 \
+             FROM (VALUES {}) AS v \
+             WHERE orders.order_id = v.column1 AND orders.version = v.column2",
+            rows.join(", ")
+        );
+        let updated = conn
+            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?
+            .rows_affected();
+        if updated != changed.len() as u64 {
+            return Err(OrderError::Conflict(
+                "an order changed concurrently; retry".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn lost_race(stored: &mut StoredOrder) -> OrderError {
+        // The snapshot was stamped with the version it did not get.
+        stored.order.version = stored.version;
+        OrderError::Conflict(format!(
+            "order {} changed concurrently; retry",
+            stored.order.order_id
+        ))
     }
 
     /// Forgets a placement that failed for a reason that is not the order's (a peer was down,
@@ -261,20 +437,6 @@ impl Store {
         rows.into_iter()
             .map(|row| decode(row).map(|stored| stored.order))
             .collect()
-    }
-
-    /// How many of the user's orders are still moving goods.
-    pub async fn open_orders(&self, user_id: &str) -> Result<u64, OrderError> {
-        let open: Vec<i32> = lifecycle::ALL
-            .into_iter()
-            .filter(|s| lifecycle::is_open(*s))
-            .map(|s| s as i32)
-            .collect();
-        Ok(order::Entity::find()
-            .filter(order::Column::UserId.eq(user_id))
-            .filter(order::Column::Status.is_in(open))
-            .count(&self.db)
-            .await?)
     }
 
     /// Orders in `status` not touched since `before`, oldest first (for recovery).
@@ -325,30 +487,43 @@ impl Store {
         Ok(())
     }
 
-    /// The price list entries of `skus` in `currency`: name and unit price.
+    /// The price list entries of `skus` in `currency`: name and unit price (from the
+    /// [`PriceBook`] when it looked them up a moment ago).
     pub async fn prices(
         &self,
         currency: Currency,
         skus: &[&str],
     ) -> Result<BTreeMap<String, (String, Money)>, OrderError> {
+        let (known, missing) = self.prices.lookup(currency, skus);
+        let mut prices: BTreeMap<String, (String, Money)> = known
+            .into_iter()
+            .filter_map(|(sku, entry)| entry.map(|entry| (sku, entry)))
+            .collect();
+        if missing.is_empty() {
+            return Ok(prices);
+        }
         let rows = price::Entity::find()
             .filter(price::Column::CurrencyCode.eq(currency.code()))
-            .filter(price::Column::Sku.is_in(skus.iter().map(|s| (*s).to_owned())))
+            .filter(price::Column::Sku.is_in(missing.iter().map(|s| (*s).to_owned())))
             .all(&self.db)
             .await?;
-        rows.into_iter()
-            .map(|row| {
-                let amount = row.amount.parse().map_err(|_| {
-                    OrderError::Corrupt(format!("price of {}: {:?}", row.sku, row.amount))
-                })?;
-                Ok((row.sku, (row.name, Money::new(currency, amount))))
-            })
-            .collect()
+        for row in rows {
+            let amount = row.amount.parse().map_err(|_| {
+                OrderError::Corrupt(format!("price of {}: {:?}", row.sku, row.amount))
+            })?;
+            prices.insert(row.sku, (row.name, Money::new(currency, amount)));
+        }
+        for sku in missing {
+            self.prices
+                .remember(currency, sku, prices.get(sku).cloned());
+        }
+        Ok(prices)
     }
 
     /// Creates or replaces a price.
     pub async fn upsert_price(&self, entry: &pb::Price) -> Result<(), OrderError> {
         let unit = entry.unit_price.clone().unwrap_or_default();
+        let currency = Currency::parse(&unit.currency_code);
         let row = price::ActiveModel {
             sku: Set(entry.sku.clone()),
             currency_code: Set(unit.currency_code),
@@ -368,19 +543,11 @@ impl Store {
             )
             .exec_without_returning(&self.db)
             .await?;
+        // After the write: a placement reading meanwhile cannot keep the old price.
+        if let Some(currency) = currency {
+            self.prices.forget(currency, &entry.sku);
+        }
         Ok(())
-    }
-
-    /// A customer's record, if one was configured.
-    pub async fn customer(&self, user_id: &str) -> Result<Option<pb::Customer>, OrderError> {
-        customer::Entity::find_by_id(user_id.to_owned())
-            .one(&self.db)
-            .await?
-            .map(|row| {
-                pb::Customer::decode(row.record.as_slice())
-                    .map_err(|e| OrderError::Corrupt(e.to_string()))
-            })
-            .transpose()
     }
 
     /// Creates or replaces a customer's record.

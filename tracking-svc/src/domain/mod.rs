@@ -1,6 +1,7 @@
 //! Pure tracking logic: which positions to accept, the ETA model, quiet hours and what is
 //! worth a notification. No I/O here.
 
+pub mod effects;
 pub mod eta;
 pub mod notify;
 pub mod positions;

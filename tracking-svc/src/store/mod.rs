@@ -4,6 +4,8 @@
 pub mod entities;
 pub mod migration;
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use chrono::{DateTime, Utc};
 use oms_platform::events::{from_timestamp, to_timestamp};
 use oms_proto::{
@@ -20,7 +22,12 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait, OnConflict},
 };
 
-use crate::domain::{TrackingError, notify::default_preferences, positions::Fix};
+use crate::domain::{
+    TrackingError,
+    effects::{Effects, Push, TimelineRow},
+    notify::default_preferences,
+    positions::Fix,
+};
 use entities::{
     device, eta, feed_counter, feed_item, notification, position, preferences, shipment,
     timeline_entry,
@@ -38,32 +45,41 @@ fn corrupt(error: prost::DecodeError) -> TrackingError {
 }
 
 impl Store {
-    /// Records or updates a shipment from fulfillment's event.
-    pub async fn upsert_shipment<C: ConnectionTrait>(
+    /// Records or updates shipments from fulfillment's events (each at most once per call).
+    pub async fn upsert_shipments<'a, C: ConnectionTrait>(
         &self,
         conn: &C,
-        shipment: &ful::Shipment,
+        shipments: impl IntoIterator<Item = &'a ful::Shipment>,
     ) -> Result<(), TrackingError> {
-        let destination = shipment
-            .destination
-            .as_ref()
-            .and_then(|a| a.location)
-            .unwrap_or_default();
-        let window = shipment.promised_window.as_ref();
-        let row = shipment::ActiveModel {
-            shipment_id: Set(shipment.shipment_id.clone()),
-            order_id: Set(shipment.order_id.clone()),
-            user_id: Set(shipment.user_id.clone()),
-            dest_lat: Set(destination.lat),
-            dest_lng: Set(destination.lng),
-            window_start: Set(window
-                .and_then(|w| w.start.as_ref())
-                .and_then(from_timestamp)),
-            window_end: Set(window.and_then(|w| w.end.as_ref()).and_then(from_timestamp)),
-            status: Set(shipment.status),
-            updated_at: Set(Utc::now()),
-        };
-        shipment::Entity::insert(row)
+        let now = Utc::now();
+        let rows: Vec<shipment::ActiveModel> = shipments
+            .into_iter()
+            .map(|shipment| {
+                let destination = shipment
+                    .destination
+                    .as_ref()
+                    .and_then(|a| a.location)
+                    .unwrap_or_default();
+                let window = shipment.promised_window.as_ref();
+                shipment::ActiveModel {
+                    shipment_id: Set(shipment.shipment_id.clone()),
+                    order_id: Set(shipment.order_id.clone()),
+                    user_id: Set(shipment.user_id.clone()),
+                    dest_lat: Set(destination.lat),
+                    dest_lng: Set(destination.lng),
+                    window_start: Set(window
+                        .and_then(|w| w.start.as_ref())
+                        .and_then(from_timestamp)),
+                    window_end: Set(window.and_then(|w| w.end.as_ref()).and_then(from_timestamp)),
+                    status: Set(shipment.status),
+                    updated_at: Set(now),
+                }
+            })
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        shipment::Entity::insert_many(rows)
             .on_conflict(
                 OnConflict::column(shipment::Column::ShipmentId)
                     .update_columns([shipment::Column::Status, shipment::Column::UpdatedAt])
@@ -226,33 +242,30 @@ impl Store {
             .transpose()
     }
 
-    /// Adds a timeline entry (once per event).
-    pub async fn add_timeline<C: ConnectionTrait>(
+    /// Adds timeline entries (once per event).
+    pub async fn add_timeline_entries<C: ConnectionTrait>(
         &self,
         conn: &C,
-        event_id: &str,
-        order_id: &str,
-        user_id: &str,
-        entry: &TimelineEntry,
+        rows: &[TimelineRow],
     ) -> Result<(), TrackingError> {
-        let row = timeline_entry::ActiveModel {
-            event_id: Set(event_id.to_owned()),
-            order_id: Set(order_id.to_owned()),
-            user_id: Set(user_id.to_owned()),
-            status: Set(entry.status),
-            note: Set(entry.note.clone()),
-            at: Set(entry
-                .at
-                .as_ref()
-                .and_then(from_timestamp)
-                .unwrap_or_else(Utc::now)),
-        };
-        timeline_entry::Entity::insert(row)
-            .on_conflict(
-                OnConflict::column(timeline_entry::Column::EventId)
-                    .do_nothing()
-                    .to_owned(),
-            )
+        let rows: Vec<timeline_entry::ActiveModel> = rows
+            .iter()
+            .map(|row| timeline_entry::ActiveModel {
+                event_id: Set(row.event_id.clone()),
+                order_id: Set(row.order_id.clone()),
+                user_id: Set(row.user_id.clone()),
+                status: Set(row.entry.status),
+                note: Set(row.entry.note.clone()),
+                at: Set(row
+                    .entry
+                    .at
+                    .as_ref()
+                    .and_then(from_timestamp)
+                    .unwrap_or_else(Utc::now)),
+            })
+            .collect();
+        timeline_entry::Entity::insert_many(rows)
+            .on_conflict_do_nothing_on([timeline_entry::Column::EventId])
             .exec_without_returning(conn)
             .await?;
         Ok(())
@@ -281,38 +294,44 @@ impl Store {
         Ok((owner, entries))
     }
 
-    /// Appends to a user's feed and returns the item's cursor. The counter row is locked until
-    /// the transaction commits, so cursors are handed out in commit order and a tail that
-    /// reads "after N" can never skip an item that commits late.
-    pub async fn append_feed<C: ConnectionTrait>(
+    /// Appends items to the users' feeds, in order. The counter row is locked until the
+    /// transaction commits, so cursors are handed out in commit order and a tail that reads
+    /// "after N" can never skip an item that commits late. One counter update and one insert
+    /// for the whole batch.
+    pub async fn append_feed_items<C: ConnectionTrait>(
         &self,
         conn: &C,
-        user_id: &str,
-        update: &LiveUpdate,
-    ) -> Result<i64, TrackingError> {
-        feed_counter::Entity::update_many()
+        items: &[(String, LiveUpdate)],
+    ) -> Result<(), TrackingError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let count = i64::try_from(items.len()).unwrap_or(i64::MAX);
+        let last = feed_counter::Entity::update_many()
             .col_expr(
                 feed_counter::Column::Next,
-                Expr::col(feed_counter::Column::Next).add(1),
+                Expr::col(feed_counter::Column::Next).add(count),
             )
             .filter(feed_counter::Column::Id.eq(1))
-            .exec(conn)
-            .await?;
-        let seq = feed_counter::Entity::find_by_id(1)
-            .one(conn)
+            .exec_with_returning(conn)
             .await?
+            .first()
             .map(|row| row.next)
             .ok_or_else(|| TrackingError::Corrupt("the feed counter row is missing".into()))?;
-        let row = feed_item::ActiveModel {
-            seq: Set(seq),
-            user_id: Set(user_id.to_owned()),
-            update: Set(update.encode_to_vec()),
-            created_at: Set(Utc::now()),
-        };
-        feed_item::Entity::insert(row)
+        let now = Utc::now();
+        let rows = items
+            .iter()
+            .zip(last - count + 1..)
+            .map(|((user_id, update), seq)| feed_item::ActiveModel {
+                seq: Set(seq),
+                user_id: Set(user_id.clone()),
+                update: Set(update.encode_to_vec()),
+                created_at: Set(now),
+            });
+        feed_item::Entity::insert_many(rows)
             .exec_without_returning(conn)
             .await?;
-        Ok(seq)
+        Ok(())
     }
 
     /// Feed items after `after` (of one user, or of everyone), oldest first, with cursors set.
@@ -363,6 +382,63 @@ impl Store {
             }
             None => Ok(default_preferences(user_id)),
         }
+    }
+
+    /// The preferences of `users` who set any (the others have the defaults).
+    pub async fn preferences_of<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        users: &BTreeSet<String>,
+    ) -> Result<BTreeMap<String, NotificationPreferences>, TrackingError> {
+        if users.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        preferences::Entity::find()
+            .filter(preferences::Column::UserId.is_in(users.iter().cloned()))
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|row| {
+                let prefs =
+                    NotificationPreferences::decode(row.preferences.as_slice()).map_err(corrupt)?;
+                Ok((row.user_id, prefs))
+            })
+            .collect()
+    }
+
+    /// Which of `users` have a device registered for pushes.
+    pub async fn users_with_devices<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        users: &BTreeSet<String>,
+    ) -> Result<BTreeSet<String>, TrackingError> {
+        if users.is_empty() {
+            return Ok(BTreeSet::new());
+        }
+        Ok(device::Entity::find()
+            .select_only()
+            .column(device::Column::UserId)
+            .filter(device::Column::UserId.is_in(users.iter().cloned()))
+            .into_tuple::<String>()
+            .all(conn)
+            .await?
+            .into_iter()
+            .collect())
+    }
+
+    /// Writes what a batch of happenings comes to, one statement per kind of row.
+    pub async fn write_effects<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        effects: &Effects,
+    ) -> Result<(), TrackingError> {
+        self.upsert_shipments(conn, effects.shipments.values())
+            .await?;
+        if !effects.timeline.is_empty() {
+            self.add_timeline_entries(conn, &effects.timeline).await?;
+        }
+        self.append_feed_items(conn, &effects.feed).await?;
+        self.add_pushes(conn, &effects.pushes).await
     }
 
     /// Replaces a user's preferences.
@@ -433,30 +509,30 @@ impl Store {
             .collect())
     }
 
-    /// Queues a push (once: the id derives from the event).
-    pub async fn add_notification<C: ConnectionTrait>(
+    /// Queues pushes (each once: the id derives from the event).
+    pub async fn add_pushes<C: ConnectionTrait>(
         &self,
         conn: &C,
-        row: notification::Model,
+        pushes: &[Push],
     ) -> Result<(), TrackingError> {
-        let row = notification::ActiveModel {
-            notification_id: Set(row.notification_id),
-            user_id: Set(row.user_id),
-            order_id: Set(row.order_id),
-            title: Set(row.title),
-            body: Set(row.body),
-            attempts: Set(row.attempts),
-            next_attempt_at: Set(row.next_attempt_at),
-            delivered_at: Set(row.delivered_at),
-            last_error: Set(row.last_error),
-            created_at: Set(row.created_at),
-        };
-        notification::Entity::insert(row)
-            .on_conflict(
-                OnConflict::column(notification::Column::NotificationId)
-                    .do_nothing()
-                    .to_owned(),
-            )
+        let now = Utc::now();
+        let rows: Vec<notification::ActiveModel> = pushes
+            .iter()
+            .map(|push| notification::ActiveModel {
+                notification_id: Set(push.notification_id.clone()),
+                user_id: Set(push.user_id.clone()),
+                order_id: Set(push.order_id.clone()),
+                title: Set(push.title.clone()),
+                body: Set(push.body.clone()),
+                attempts: Set(0),
+                next_attempt_at: Set(push.due),
+                delivered_at: Set(None),
+                last_error: Set(String::new()),
+                created_at: Set(now),
+            })
+            .collect();
+        notification::Entity::insert_many(rows)
+            .on_conflict_do_nothing_on([notification::Column::NotificationId])
             .exec_without_returning(conn)
             .await?;
         Ok(())
