@@ -69,6 +69,8 @@ pub async fn connect(args: &DatabaseArgs) -> Result<DatabaseConnection, DbStartE
             options
                 .max_connections(1)
                 .min_connections(1)
+                // A local file does not drop connections.
+                .test_before_acquire(false)
                 .map_sqlx_sqlite_opts(|opts| {
                     opts.create_if_missing(true)
                         .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
@@ -77,7 +79,12 @@ pub async fn connect(args: &DatabaseArgs) -> Result<DatabaseConnection, DbStartE
                 });
         }
         _ => {
-            options.max_connections(args.max_connections.max(1));
+            // A connection in use a moment ago is alive: pinging it before every statement
+            // would double the round trips. One idle for a while (the server or a proxy may
+            // have dropped it) is pinged first.
+            options
+                .max_connections(args.max_connections.max(1))
+                .test_before_acquire_if_idle_for(Duration::from_secs(1));
         }
     }
     Database::connect(options)

@@ -5,7 +5,8 @@
 //! * [`db`] — sea-orm connections to SQLite or PostgreSQL and migrations at start.
 //! * [`bus`] — the event bus trait with NATS JetStream and in-process implementations.
 //! * [`client`] — channels to peer services.
-//! * [`outbox`] — the transactional outbox and the relay that publishes it.
+//! * [`outbox`] — the transactional outbox producers write.
+//! * [`relay`] — the relay that publishes it.
 //! * [`consumer`] — idempotent consumers (each event applied once).
 //! * [`server`] — the gRPC server bootstrap: health, reflection, gRPC-web, metrics, drain.
 //! * [`metrics`] — the Prometheus endpoint.
@@ -29,6 +30,7 @@ pub mod metrics;
 pub mod migration;
 pub mod money;
 pub mod outbox;
+pub mod relay;
 pub mod runtime;
 pub mod sample;
 pub mod server;

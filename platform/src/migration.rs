@@ -1,6 +1,7 @@
 //! The tables the platform keeps in every service's database: the outbox, the relay lease,
-//! the processed-event log of idempotent consumers and the stored results of idempotent calls. Each service lists
-//! [`PlatformTables`] first in its migrator.
+//! the processed-event log of idempotent consumers and the stored results of idempotent calls.
+//! Each service lists [`PlatformTables`] first in its migrator, and the later platform
+//! migrations ([`OutboxProgress`]) after its own.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -30,6 +31,8 @@ enum RelayLease {
     Name,
     Holder,
     ExpiresAt,
+    PublishedUpTo,
+    Gaps,
 }
 
 #[derive(DeriveIden)]
@@ -132,6 +135,66 @@ impl MigrationTrait for PlatformTables {
                             .col(IdempotencyKeys::Scope)
                             .col(IdempotencyKeys::Key),
                     )
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+/// The relay keeps its place with its lease instead of marking every row: outbox rows are
+/// written once and never updated (no `published_at`, no index on it); old rows are found by
+/// their creation time. A relay starting on a database migrated here sends the outbox it finds
+/// once more (consumers skip what they applied).
+pub struct OutboxProgress;
+
+impl MigrationName for OutboxProgress {
+    fn name(&self) -> &str {
+        "m0100_outbox_progress"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for OutboxProgress {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(RelayLease::Table)
+                    .add_column(big_integer(RelayLease::PublishedUpTo).default(0))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(RelayLease::Table)
+                    .add_column(text(RelayLease::Gaps).default(""))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("outbox_published_at")
+                    .table(Outbox::Table)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Outbox::Table)
+                    .drop_column(Outbox::PublishedAt)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .if_not_exists()
+                    .name("outbox_created_at")
+                    .table(Outbox::Table)
+                    .col(Outbox::CreatedAt)
                     .to_owned(),
             )
             .await

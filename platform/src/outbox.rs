@@ -1,16 +1,15 @@
-//! The transactional outbox and its relay.
+//! The transactional outbox: what producers write.
 //!
 //! A producer writes its state change and [`enqueue`]s the event in the same database
-//! transaction, then calls [`Outbox::wake`]. The [`Relay`] publishes unpublished rows in id
-//! order and marks them published. So an event exists if and only if its change committed,
-//! and nothing is lost while the bus is down: rows wait and the relay retries with back-off.
+//! transaction, then calls [`Outbox::wake`]. So an event exists if and only if its change
+//! committed. Rows are never changed afterwards: the relay ([`crate::relay`]) publishes them in
+//! id order and keeps its place with its lease (`relay_lease`), and rows past the retention
+//! window are deleted once published. Nothing is lost while the bus is down: rows wait.
 //!
-//! Published rows are kept for a retention window: after a bus loss, [`republish_since`]
-//! marks them unpublished again and the relay sends them once more (the bus de-duplicates by
-//! event id, consumers by their processed-event log). One relay per database publishes at a
-//! time, elected through a lease row, so several replicas of a service keep the order.
+//! After a bus loss, [`Outbox::republish_since`] moves the relay's place back so it sends the
+//! window again (the bus de-duplicates by event id, consumers by their processed-event log).
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use oms_proto::events::v1::Envelope;
@@ -24,10 +23,7 @@ use sea_orm::{
         UpdateStatement, WithClause,
     },
 };
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
-
-use crate::bus::{BusError, EventBus};
+use tokio::sync::{Mutex, Notify};
 
 /// The `outbox` table.
 pub mod entity {
@@ -49,8 +45,6 @@ pub mod entity {
         pub payload: Vec<u8>,
         /// When the producing transaction wrote it.
         pub created_at: DateTimeUtc,
-        /// When the bus acknowledged it; `None` while pending.
-        pub published_at: Option<DateTimeUtc>,
     }
 
     /// No relations.
@@ -60,19 +54,29 @@ pub mod entity {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// The `relay_lease` table: which relay instance may publish.
-mod lease {
+/// The `relay_lease` table: which relay instance may publish, and how far publication got.
+pub mod lease {
     use sea_orm::entity::prelude::*;
 
+    /// One outbox's relay.
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "relay_lease")]
     pub struct Model {
+        /// The outbox (the service's name).
         #[sea_orm(primary_key, auto_increment = false)]
         pub name: String,
+        /// The relay instance that may publish.
         pub holder: String,
+        /// Until when, unless renewed.
         pub expires_at: DateTimeUtc,
+        /// Every row up to this id is published, except the `gaps`.
+        pub published_up_to: i64,
+        /// Ids at or below `published_up_to` that were not there when publication passed them
+        /// (their transaction had not committed yet), comma-separated.
+        pub gaps: String,
     }
 
+    /// No relations.
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
     pub enum Relation {}
 
@@ -82,18 +86,7 @@ mod lease {
 /// Writes `envelope` into the outbox on `conn` — call it inside the transaction that makes
 /// the change the event describes.
 pub async fn enqueue<C: ConnectionTrait>(conn: &C, envelope: &Envelope) -> Result<(), DbErr> {
-    let row = entity::ActiveModel {
-        event_id: Set(envelope.event_id.clone()),
-        subject: Set(envelope.subject.clone()),
-        payload: Set(envelope.encode_to_vec()),
-        created_at: Set(Utc::now()),
-        published_at: Set(None),
-        ..Default::default()
-    };
-    entity::Entity::insert(row)
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+    enqueue_all(conn, std::slice::from_ref(envelope)).await
 }
 
 /// Writes several events into the outbox in one statement, in order.
@@ -110,7 +103,6 @@ pub async fn enqueue_all<C: ConnectionTrait>(
         subject: Set(envelope.subject.clone()),
         payload: Set(envelope.encode_to_vec()),
         created_at: Set(now),
-        published_at: Set(None),
         ..Default::default()
     });
     entity::Entity::insert_many(rows)
@@ -186,36 +178,68 @@ pub async fn update_with_events(
     Ok(inserted == events.len() as u64)
 }
 
-/// Marks every event published at or after `since` as unpublished, so the relay sends it
-/// again (after a bus loss). Returns how many rows will be re-sent.
+/// Moves the relay of outbox `name` back so that it publishes every event written at or after
+/// `since` again (after a bus loss). Returns how many events wait for publication now. Use it
+/// before the relay runs (at start); a running relay is asked through
+/// [`Outbox::republish_since`].
 pub async fn republish_since<C: ConnectionTrait>(
     conn: &C,
+    name: &str,
     since: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
-    let result = entity::Entity::update_many()
-        .col_expr(
-            entity::Column::PublishedAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .filter(entity::Column::PublishedAt.gte(since))
-        .exec(conn)
+    let first = entity::Entity::find()
+        .select_only()
+        .column(entity::Column::Id)
+        .filter(entity::Column::CreatedAt.gte(since))
+        .order_by_asc(entity::Column::Id)
+        .into_tuple::<i64>()
+        .one(conn)
         .await?;
-    Ok(result.rows_affected)
+    if let Some(first) = first {
+        lease::Entity::update_many()
+            .col_expr(lease::Column::PublishedUpTo, Expr::value(first - 1))
+            .col_expr(lease::Column::Gaps, Expr::value(String::new()))
+            .filter(lease::Column::Name.eq(name))
+            .filter(lease::Column::PublishedUpTo.gte(first))
+            .exec(conn)
+            .await?;
+    }
+    pending_count(conn, name).await
 }
 
-/// How many events wait for publication.
-pub async fn pending_count<C: ConnectionTrait>(conn: &C) -> Result<u64, DbErr> {
+/// How many events of outbox `name` wait for publication, as far as the relay has recorded
+/// its progress (it records it about once a second).
+pub async fn pending_count<C: ConnectionTrait>(conn: &C, name: &str) -> Result<u64, DbErr> {
     use sea_orm::PaginatorTrait;
+    let (up_to, gaps) = lease::Entity::find_by_id(name.to_owned())
+        .one(conn)
+        .await?
+        .map_or((0, Vec::new()), |row| {
+            (row.published_up_to, parse_gaps(&row.gaps))
+        });
     entity::Entity::find()
-        .filter(entity::Column::PublishedAt.is_null())
+        .filter(
+            entity::Column::Id
+                .gt(up_to)
+                .or(entity::Column::Id.is_in(gaps)),
+        )
         .count(conn)
         .await
+}
+
+/// The ids of a `gaps` column.
+pub(crate) fn parse_gaps(text: &str) -> Vec<i64> {
+    text.split(',')
+        .filter_map(|id| id.trim().parse().ok())
+        .collect()
 }
 
 /// A handle producers use to wake the relay right after they commit.
 #[derive(Clone, Default)]
 pub struct Outbox {
-    wake: Arc<Notify>,
+    pub(crate) wake: Arc<Notify>,
+    /// Re-publish requests for the running relay: where to restart, taken when it next looks.
+    pub(crate) republish_from: Arc<Mutex<Option<i64>>>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -234,250 +258,30 @@ impl Outbox {
     pub fn wake(&self) {
         self.wake.notify_one();
     }
-}
 
-/// Tuning of the relay.
-#[derive(Debug, Clone)]
-pub struct RelayConfig {
-    /// Which database's outbox (the lease is per name).
-    pub name: String,
-    /// Rows published per round trip.
-    pub batch_size: u64,
-    /// Look for rows this often even without a wake-up (other replicas' rows).
-    pub poll_interval: Duration,
-    /// Published rows are deleted after this long.
-    pub retention: Duration,
-    /// A relay that stops renewing loses the lease after this long.
-    pub lease_ttl: Duration,
-    /// How long the final flush at shutdown may take.
-    pub flush_timeout: Duration,
-}
-
-impl RelayConfig {
-    /// Defaults for the outbox of service `name`.
-    pub fn new(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            batch_size: 256,
-            poll_interval: Duration::from_millis(500),
-            retention: Duration::from_secs(24 * 3600),
-            lease_ttl: Duration::from_secs(10),
-            flush_timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-/// Why a relay round failed (it is retried).
-#[derive(Debug, thiserror::Error)]
-pub enum RelayError {
-    /// The database failed.
-    #[error("outbox database: {0}")]
-    Db(#[from] DbErr),
-    /// The bus refused or is away.
-    #[error(transparent)]
-    Bus(#[from] BusError),
-}
-
-/// Publishes the outbox; one per service process.
-pub struct Relay {
-    db: DatabaseConnection,
-    bus: Arc<dyn EventBus>,
-    outbox: Outbox,
-    config: RelayConfig,
-    holder: String,
-    lease_until: Option<DateTime<Utc>>,
-}
-
-impl Relay {
-    /// A relay for `db`'s outbox, woken through `outbox`.
-    pub fn new(
-        db: DatabaseConnection,
-        bus: Arc<dyn EventBus>,
-        outbox: Outbox,
-        config: RelayConfig,
-    ) -> Self {
-        Self {
-            db,
-            bus,
-            outbox,
-            config,
-            holder: uuid::Uuid::new_v4().to_string(),
-            lease_until: None,
-        }
-    }
-
-    /// Publishes until `shutdown`, then flushes what is left (bounded by `flush_timeout`).
-    pub async fn run(mut self, shutdown: CancellationToken) {
-        let mut backoff = Duration::from_millis(50);
-        let mut last_prune = tokio::time::Instant::now();
-        let mut failing = false;
-        loop {
-            if shutdown.is_cancelled() {
-                break;
-            }
-            match self.publish_pending().await {
-                Ok(published) => {
-                    if failing {
-                        tracing::info!(outbox = %self.config.name, "event bus reachable again; outbox draining");
-                        failing = false;
-                    }
-                    backoff = Duration::from_millis(50);
-                    if published as u64 >= self.config.batch_size {
-                        continue;
-                    }
-                }
-                Err(error) => {
-                    if !failing {
-                        tracing::warn!(outbox = %self.config.name, %error, "outbox relay cannot publish; retrying");
-                        failing = true;
-                    }
-                    if matches!(error, RelayError::Bus(_)) {
-                        // After a bus loss the streams themselves may be gone.
-                        let _ = self.bus.ensure_streams().await;
-                    }
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    continue;
-                }
-            }
-            if last_prune.elapsed() > Duration::from_secs(60) {
-                last_prune = tokio::time::Instant::now();
-                if let Err(error) = self.prune().await {
-                    tracing::warn!(outbox = %self.config.name, %error, "outbox prune failed");
-                }
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = self.outbox.wake.notified() => {}
-                _ = tokio::time::sleep(self.config.poll_interval) => {}
-            }
-        }
-        self.flush().await;
-    }
-
-    async fn flush(&mut self) {
-        let deadline = tokio::time::Instant::now() + self.config.flush_timeout;
-        loop {
-            match tokio::time::timeout_at(deadline, self.publish_pending()).await {
-                Ok(Ok(published)) if (published as u64) < self.config.batch_size => return,
-                Ok(Ok(_)) => continue,
-                Ok(Err(error)) => {
-                    tracing::warn!(outbox = %self.config.name, %error, "outbox not flushed at shutdown; the next start publishes it");
-                    return;
-                }
-                Err(_) => {
-                    tracing::warn!(outbox = %self.config.name, "outbox flush timed out; the next start publishes the rest");
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Publishes one batch of pending rows; returns how many were published.
-    pub async fn publish_pending(&mut self) -> Result<usize, RelayError> {
-        if !self.hold_lease().await? {
-            return Ok(0);
-        }
-        let rows = entity::Entity::find()
-            .filter(entity::Column::PublishedAt.is_null())
+    /// Has the running relay send every event written at or after `since` again (after a bus
+    /// loss). Returns how many events are in that window.
+    pub async fn republish_since<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        since: DateTime<Utc>,
+    ) -> Result<u64, DbErr> {
+        use sea_orm::PaginatorTrait;
+        let window = entity::Entity::find().filter(entity::Column::CreatedAt.gte(since));
+        let first = window
+            .clone()
+            .select_only()
+            .column(entity::Column::Id)
             .order_by_asc(entity::Column::Id)
-            .limit(self.config.batch_size)
-            .all(&self.db)
+            .into_tuple::<i64>()
+            .one(conn)
             .await?;
-        if rows.is_empty() {
-            return Ok(0);
+        let count = window.count(conn).await?;
+        if let Some(first) = first {
+            let mut request = self.republish_from.lock().await;
+            *request = Some(request.map_or(first, |earlier| std::cmp::min(earlier, first)));
         }
-        let mut envelopes = Vec::with_capacity(rows.len());
-        let mut ids = Vec::with_capacity(rows.len());
-        for row in &rows {
-            match Envelope::decode(row.payload.as_slice()) {
-                Ok(envelope) => {
-                    envelopes.push(envelope);
-                    ids.push(row.id);
-                }
-                Err(error) => {
-                    // Written by this code, so this is a bug; keep the row for operators and
-                    // stop here rather than publish past it out of order.
-                    tracing::error!(outbox = %self.config.name, id = row.id, %error, "undecodable outbox row");
-                    break;
-                }
-            }
-        }
-        let results = self.bus.publish_batch(&envelopes).await;
-        let published: Vec<i64> = results
-            .iter()
-            .zip(&ids)
-            .take_while(|(result, _)| result.is_ok())
-            .map(|(_, id)| *id)
-            .collect();
-        if !published.is_empty() {
-            entity::Entity::update_many()
-                .col_expr(entity::Column::PublishedAt, Expr::value(Some(Utc::now())))
-                .filter(entity::Column::Id.is_in(published.clone()))
-                .exec(&self.db)
-                .await?;
-            metrics::counter!("oms_outbox_published_total", "outbox" => self.config.name.clone())
-                .increment(published.len() as u64);
-        }
-        match results.into_iter().find_map(Result::err) {
-            Some(error) => Err(error.into()),
-            None => Ok(published.len()),
-        }
-    }
-
-    /// Takes or renews the lease; false while another relay holds it.
-    async fn hold_lease(&mut self) -> Result<bool, DbErr> {
-        let now = Utc::now();
-        let ttl = chrono::Duration::from_std(self.config.lease_ttl)
-            .unwrap_or_else(|_| chrono::Duration::seconds(10));
-        if let Some(until) = self.lease_until
-            && until - now > ttl / 2
-        {
-            return Ok(true);
-        }
-        let expires_at = now + ttl;
-        let renewed = lease::Entity::update_many()
-            .col_expr(lease::Column::Holder, Expr::value(self.holder.clone()))
-            .col_expr(lease::Column::ExpiresAt, Expr::value(expires_at))
-            .filter(lease::Column::Name.eq(self.config.name.clone()))
-            .filter(
-                lease::Column::Holder
-                    .eq(self.holder.clone())
-                    .or(lease::Column::ExpiresAt.lt(now)),
-            )
-            .exec(&self.db)
-            .await?;
-        let held = if renewed.rows_affected == 1 {
-            true
-        } else {
-            let row = lease::ActiveModel {
-                name: Set(self.config.name.clone()),
-                holder: Set(self.holder.clone()),
-                expires_at: Set(expires_at),
-            };
-            match lease::Entity::insert(row)
-                .exec_without_returning(&self.db)
-                .await
-            {
-                Ok(_) => true,
-                Err(error) if crate::db::is_unique_violation(&error) => false,
-                Err(error) => return Err(error),
-            }
-        };
-        self.lease_until = held.then_some(expires_at);
-        Ok(held)
-    }
-
-    async fn prune(&self) -> Result<u64, DbErr> {
-        let retention = chrono::Duration::from_std(self.config.retention)
-            .unwrap_or_else(|_| chrono::Duration::hours(24));
-        let result = entity::Entity::delete_many()
-            .filter(entity::Column::PublishedAt.lt(Utc::now() - retention))
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected)
+        self.wake();
+        Ok(count)
     }
 }

@@ -16,7 +16,8 @@ use crate::{
     bus::{BusError, EventBus},
     config::{DatabaseArgs, ServerArgs},
     db::{self, DbStartError},
-    outbox::{self, Outbox, Relay, RelayConfig},
+    outbox::{self, Outbox},
+    relay::{Relay, RelayConfig},
     server::{self, ServeError, ServeOptions},
 };
 
@@ -56,7 +57,7 @@ impl ServiceContext {
         if !self.bus.survives_restart() {
             let retention = chrono::Duration::from_std(relay_config.retention)
                 .unwrap_or_else(|_| chrono::Duration::hours(24));
-            let resent = outbox::republish_since(&db, chrono::Utc::now() - retention)
+            let resent = outbox::republish_since(&db, service, chrono::Utc::now() - retention)
                 .await
                 .map_err(|e| StartError::Config(format!("{service} outbox: {e}")))?;
             if resent > 0 {

@@ -14,7 +14,7 @@ use oms_platform::{
     config::{BusArgs, DatabaseArgs},
     db,
     events::envelope,
-    migration::PlatformTables,
+    migration::{OutboxProgress, PlatformTables},
     testing::{NatsServer, TestDatabase, free_port, namespace},
 };
 use oms_proto::events::v1::{AlertRaised, Envelope, envelope::Payload};
@@ -25,7 +25,7 @@ struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(PlatformTables)]
+        vec![Box::new(PlatformTables), Box::new(OutboxProgress)]
     }
 }
 
@@ -224,7 +224,9 @@ async fn migrations_run_twice_without_harm() {
         let second = db::connect_and_migrate::<Migrator>(&args).await.unwrap();
         db::migrate::<Migrator>(&second).await.unwrap();
         assert_eq!(
-            oms_platform::outbox::pending_count(&second).await.unwrap(),
+            oms_platform::outbox::pending_count(&second, "test")
+                .await
+                .unwrap(),
             1,
             "{kind}"
         );

@@ -1,6 +1,6 @@
 //! The fulfillment database schema.
 
-use oms_platform::migration::PlatformTables;
+use oms_platform::migration::{OutboxProgress, PlatformTables};
 use sea_orm_migration::{prelude::*, schema::*};
 
 /// Migrations of the fulfillment database, in order.
@@ -8,7 +8,11 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(PlatformTables), Box::new(FulfillmentTables)]
+        vec![
+            Box::new(PlatformTables),
+            Box::new(FulfillmentTables),
+            Box::new(OutboxProgress),
+        ]
     }
 
     fn migration_table_name() -> DynIden {

@@ -1,6 +1,6 @@
 //! The inventory database schema.
 
-use oms_platform::migration::PlatformTables;
+use oms_platform::migration::{OutboxProgress, PlatformTables};
 use sea_orm_migration::{prelude::*, schema::*};
 
 /// Migrations of the inventory database, in order.
@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
             Box::new(PlatformTables),
             Box::new(StockTables),
             Box::new(ReservationKeys),
+            Box::new(OutboxProgress),
         ]
     }
 

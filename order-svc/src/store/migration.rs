@@ -1,6 +1,6 @@
 //! The order database schema.
 
-use oms_platform::migration::PlatformTables;
+use oms_platform::migration::{OutboxProgress, PlatformTables};
 use sea_orm_migration::{prelude::*, schema::*};
 
 /// Migrations of the order database, in order.
@@ -8,7 +8,11 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(PlatformTables), Box::new(OrderTables)]
+        vec![
+            Box::new(PlatformTables),
+            Box::new(OrderTables),
+            Box::new(OutboxProgress),
+        ]
     }
 
     fn migration_table_name() -> DynIden {
