@@ -28,6 +28,7 @@ use oms_platform::{
     consumer::IdempotentConsumer,
     db,
     runtime::{RunningService, ServiceContext, StartError},
+    stock_view::{self, StockView},
 };
 use oms_proto::{
     fulfillment::v1::fulfillment_service_client::FulfillmentServiceClient,
@@ -43,6 +44,10 @@ use payment::{LedgerProvider, PaymentProvider};
 
 /// The port the service listens on unless configured otherwise.
 pub const DEFAULT_PORT: u16 = 50052;
+
+/// How long a full read of a SKU's stock is trusted (level events keep it fresh meanwhile;
+/// this bounds how long a missed event could make the sold-out check wrong).
+const STOCK_VIEW_TRUST: Duration = Duration::from_secs(10);
 
 /// Flags and `OMS_*` variables of the service.
 #[derive(clap::Args, Debug, Clone)]
@@ -169,11 +174,21 @@ pub async fn start_with(
     let store = store::Store::new(db.clone(), outbox.clone());
     let inventory = client::channel("inventory", &config.inventory_url, config.peer_timeout)?;
     let fulfillment = client::channel("fulfillment", &config.fulfillment_url, config.peer_timeout)?;
+    let inventory = InventoryServiceClient::new(inventory);
+    let view = Arc::new(StockView::new(STOCK_VIEW_TRUST));
+    tasks.spawn(stock_view::follow(
+        ctx.bus.clone(),
+        view.clone(),
+        ctx.shutdown.clone(),
+    ));
+    let gate = orders::StockGate::new(view, inventory.clone(), config.peer_timeout);
+    tasks.spawn(orders::watch_view(gate.clone(), ctx.shutdown.clone()));
     let orders = Arc::new(orders::Orders {
         store,
-        inventory: InventoryServiceClient::new(inventory),
+        inventory,
         fulfillment: FulfillmentServiceClient::new(fulfillment),
         payments,
+        gate,
         settings: orders::Settings {
             reservation_ttl: config.reservation_ttl,
             placement_deadline: config.placement_deadline,

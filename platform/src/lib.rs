@@ -8,6 +8,7 @@
 //! * [`outbox`] — the transactional outbox producers write.
 //! * [`relay`] — the relay that publishes it.
 //! * [`consumer`] — idempotent consumers (each event applied once).
+//! * [`stock_view`] — stock availability as last heard from inventory's events.
 //! * [`server`] — the gRPC server bootstrap: health, reflection, gRPC-web, metrics, drain.
 //! * [`metrics`] — the Prometheus endpoint.
 //! * [`error`] — the one error type and its mapping to `tonic::Status`.
@@ -34,6 +35,7 @@ pub mod relay;
 pub mod runtime;
 pub mod sample;
 pub mod server;
+pub mod stock_view;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -199,7 +199,7 @@ pub async fn relay_live_events(bus: Arc<dyn EventBus>, hub: Arc<Hub>, shutdown: 
     let specs = [
         live(Area::Tracking),
         ConsumerSpec {
-            filter: Some("oms.inventory.*.stock_level_changed".into()),
+            filter: Some("oms.inventory.*.level_changed".into()),
             ..live(Area::Inventory)
         },
     ];

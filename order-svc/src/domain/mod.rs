@@ -1,6 +1,7 @@
 //! Pure order logic: the canonical intake every channel becomes, the lifecycle, validation and
 //! eligibility, money. No I/O here.
 
+pub mod admission;
 pub mod channels;
 pub mod eligibility;
 pub mod lifecycle;

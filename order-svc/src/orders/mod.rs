@@ -8,9 +8,11 @@ mod placement;
 mod recovery;
 mod returns;
 mod shipments;
+mod stock_gate;
 
 pub use recovery::run as run_recovery;
 pub use shipments::ShipmentEvents;
+pub use stock_gate::{StockGate, watch_view};
 
 use std::{sync::Arc, time::Duration};
 
@@ -54,6 +56,8 @@ pub struct Orders {
     pub fulfillment: FulfillmentServiceClient<Channel>,
     /// Money.
     pub payments: Arc<dyn PaymentProvider>,
+    /// Sold-out carts stop here.
+    pub gate: Arc<StockGate>,
     /// Configuration.
     pub settings: Settings,
 }
@@ -158,7 +162,8 @@ impl Orders {
         if reservation_id.is_empty() {
             return Ok(());
         }
-        self.inventory
+        let released = self
+            .inventory
             .clone()
             .release(inv::ReleaseRequest {
                 reservation_id: reservation_id.to_owned(),
@@ -169,7 +174,17 @@ impl Orders {
             })
             .await
             .map_err(|status| OrderError::from_peer(INVENTORY, status))?;
+        self.stock_came_back(released.get_ref().reservation.as_ref());
         Ok(())
+    }
+
+    /// Stock of a released reservation came back: whoever asks next for its SKUs asks
+    /// inventory.
+    fn stock_came_back(&self, released: Option<&inv::Reservation>) {
+        if let Some(released) = released {
+            self.gate
+                .forget(released.lines.iter().map(|line| line.sku.as_str()));
+        }
     }
 
     /// Voids what is still authorised and uncaptured, up to `amount` (idempotent by `key`).

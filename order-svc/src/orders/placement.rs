@@ -53,6 +53,21 @@ impl Orders {
     pub async fn place(&self, intake: Intake) -> Result<pb::Order, OrderError> {
         let currency = validate::intake(&intake)?;
         let hash = request_hash(&intake);
+        // Sold out everywhere: refused before anything is written (unless this is the retry
+        // of an order placed before it sold out).
+        let _admitted = match self.gate.admit(&intake.lines).await {
+            Ok(admitted) => admitted,
+            Err(sold_out) => {
+                return match self
+                    .store
+                    .by_key(&intake.user_id, &intake.idempotency_key)
+                    .await?
+                {
+                    Some(existing) => replay(existing, &hash),
+                    None => Err(sold_out),
+                };
+            }
+        };
         let lines = match self.price_lines(&intake, currency).await {
             Ok(lines) => lines,
             // A retry finds its order even if the price list changed since.
@@ -190,17 +205,18 @@ impl Orders {
 
         let plan = self.plan(&stored.order, intake).await?;
         held.reserve_sent = true;
-        let (plan, reservation) = match self.reserve(&stored.order, &plan, "").await {
+        let (plan, (reservation, levels)) = match self.reserve(&stored.order, &plan, "").await {
             Err(OrderError::Unfulfillable { .. }) => {
                 // Someone took the stock between plan and reserve: plan again over what is left.
                 let plan = self.fresh_plan(&stored.order, intake).await?;
-                let reservation = self.reserve(&stored.order, &plan, "-replan").await?;
-                (plan, reservation)
+                let reserved = self.reserve(&stored.order, &plan, "-replan").await?;
+                (plan, reserved)
             }
             other => (plan, other?),
         };
         held.reservation_id = reservation.reservation_id.clone();
         stored.reservation_id = reservation.reservation_id;
+        self.gate.learn(&levels);
         // Held until released: nothing to confirm with inventory later.
         stored.reservation_confirmed = true;
         let order = &mut stored.order;
@@ -330,7 +346,7 @@ impl Orders {
         order: &pb::Order,
         plan: &ful::FulfillmentPlan,
         attempt: &str,
-    ) -> Result<inv::Reservation, OrderError> {
+    ) -> Result<(inv::Reservation, Vec<inv::StockLevel>), OrderError> {
         let lines = plan
             .shipments
             .iter()
@@ -359,11 +375,12 @@ impl Orders {
                 until_released: true,
             })
             .await
-            .map_err(|status| OrderError::from_peer(INVENTORY, status))?;
-        response
-            .into_inner()
-            .reservation
-            .ok_or_else(|| OrderError::Corrupt("inventory answered without a reservation".into()))
+            .map_err(|status| OrderError::from_peer(INVENTORY, status))?
+            .into_inner();
+        let reservation = response.reservation.ok_or_else(|| {
+            OrderError::Corrupt("inventory answered without a reservation".into())
+        })?;
+        Ok((reservation, response.levels))
     }
 
     /// Gives back what a failed placement took; the order ends REJECTED when the failure is
@@ -385,7 +402,7 @@ impl Orders {
                     ..Default::default()
                 })
                 .await
-                .map(drop)
+                .map(|released| self.stock_came_back(released.get_ref().reservation.as_ref()))
         } else {
             Ok(())
         };

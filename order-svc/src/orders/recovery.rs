@@ -88,7 +88,8 @@ impl Orders {
         let currency = money::currency_of(&stored.order)?;
         // The placement may have reserved without saving the reservation's id; inventory
         // finds it by the order. Unreachable inventory fails the pass, which retries.
-        self.inventory
+        let released = self
+            .inventory
             .clone()
             .release(inv::ReleaseRequest {
                 order_id: order_id.clone(),
@@ -98,6 +99,7 @@ impl Orders {
             })
             .await
             .map_err(|status| OrderError::from_peer(INVENTORY, status))?;
+        self.stock_came_back(released.get_ref().reservation.as_ref());
         // A crash between authorising and saving leaves an authorisation under the order's
         // id; voiding an unknown one is refused and harmless.
         let authorization = format!("auth-{order_id}");
