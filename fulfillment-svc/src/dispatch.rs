@@ -152,8 +152,9 @@ impl Bookings {
     }
 
     /// Creates the parcels that do not exist yet, counts them against their centers and
-    /// announces them (created, then handed to the carrier); parcels that exist already may
-    /// have shrunk (units cancelled before pickup).
+    /// announces each once, as handed to its carrier (created and booked in one transaction,
+    /// both in its history); parcels that exist already may have shrunk (units cancelled
+    /// before pickup).
     async fn book(
         &mut self,
         store: &Store,
@@ -166,25 +167,16 @@ impl Bookings {
         let snapshots: Vec<&pb::Shipment> = parcels.iter().map(|(s, _)| s).collect();
         let created = store.create_shipments(txn, &snapshots).await?;
         let mut loads: BTreeMap<String, i64> = BTreeMap::new();
-        let mut announcements = Vec::with_capacity(created.len() * 2);
+        let mut announcements = Vec::with_capacity(created.len());
         for (snapshot, planned) in parcels {
             if !created.contains(&snapshot.shipment_id) {
                 resize(store, txn, &planned).await?;
                 continue;
             }
             *loads.entry(snapshot.center_id.clone()).or_default() += 1;
-            let booked = pb::Shipment {
-                status: pb::ShipmentStatus::Created.into(),
-                events: snapshot.events[..1].to_vec(),
-                ..snapshot.clone()
-            };
-            announcements.push(events::shipment_changed(
-                booked,
-                pb::ShipmentStatus::Unspecified,
-            )?);
             announcements.push(events::shipment_changed(
                 snapshot,
-                pb::ShipmentStatus::Created,
+                pb::ShipmentStatus::Unspecified,
             )?);
         }
         store.add_loads(txn, &loads).await?;

@@ -14,7 +14,7 @@ use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use chrono::Utc;
-use futures::StreamExt;
+use futures::{StreamExt, stream::BoxStream};
 use oms_proto::events::v1::Envelope;
 use sea_orm::{
     ActiveValue::Set, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
@@ -107,15 +107,28 @@ pub enum Outcome {
     Rejected(String),
 }
 
-/// Drives one durable consumer through an [`EventHandler`], exactly once per event.
+/// A delivery and the durable consumer it came through.
+struct Tagged {
+    consumer: Arc<str>,
+    delivery: Delivery,
+}
+
+/// Drives durable consumers through an [`EventHandler`], exactly once per event. Several
+/// consumers (of different streams, say) can feed one handler: their deliveries are applied
+/// in the same batches.
 pub struct IdempotentConsumer<H> {
+    /// The consumers' names, for logs and metrics.
     name: String,
     db: DatabaseConnection,
     bus: Arc<dyn EventBus>,
-    spec: ConsumerSpec,
+    specs: Vec<ConsumerSpec>,
     handler: Arc<H>,
     outbox: Option<Outbox>,
     committed: Option<Arc<tokio::sync::Notify>>,
+}
+
+fn durable_name(spec: &ConsumerSpec) -> String {
+    spec.durable.clone().unwrap_or_else(|| "ephemeral".into())
 }
 
 impl<H: EventHandler> IdempotentConsumer<H> {
@@ -126,16 +139,22 @@ impl<H: EventHandler> IdempotentConsumer<H> {
         spec: ConsumerSpec,
         handler: Arc<H>,
     ) -> Self {
-        let name = spec.durable.clone().unwrap_or_else(|| "ephemeral".into());
         Self {
-            name,
+            name: durable_name(&spec),
             db,
             bus,
-            spec,
+            specs: vec![spec],
             handler,
             outbox: None,
             committed: None,
         }
+    }
+
+    /// Also reads `spec`, into the same batches (one transaction for both streams' events).
+    pub fn also(mut self, spec: ConsumerSpec) -> Self {
+        self.name = format!("{}+{}", self.name, durable_name(&spec));
+        self.specs.push(spec);
+        self
     }
 
     /// Wakes this outbox's relay after each commit (for handlers that enqueue events).
@@ -150,11 +169,34 @@ impl<H: EventHandler> IdempotentConsumer<H> {
         self
     }
 
+    /// Subscribes every consumer; their deliveries, tagged, in one stream.
+    async fn subscribe(
+        &self,
+    ) -> Result<BoxStream<'static, Result<Tagged, crate::bus::BusError>>, crate::bus::BusError>
+    {
+        let mut streams = Vec::with_capacity(self.specs.len());
+        for spec in &self.specs {
+            let consumer: Arc<str> = durable_name(spec).into();
+            let deliveries = self.bus.consume(spec.clone()).await?;
+            streams.push(
+                deliveries
+                    .map(move |item| {
+                        item.map(|delivery| Tagged {
+                            consumer: consumer.clone(),
+                            delivery,
+                        })
+                    })
+                    .boxed(),
+            );
+        }
+        Ok(futures::stream::select_all(streams).boxed())
+    }
+
     /// Consumes until `shutdown`, re-subscribing with back-off whenever the bus drops.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(100);
         while !shutdown.is_cancelled() {
-            let deliveries = match self.bus.consume(self.spec.clone()).await {
+            let deliveries = match self.subscribe().await {
                 Ok(stream) => stream,
                 Err(error) => {
                     tracing::warn!(consumer = %self.name, %error, "cannot subscribe; retrying");
@@ -181,7 +223,7 @@ impl<H: EventHandler> IdempotentConsumer<H> {
                 let mut failure = None;
                 for item in items {
                     match item {
-                        Ok(delivery) => ready.push(delivery),
+                        Ok(tagged) => ready.push(tagged),
                         Err(error) => {
                             failure = Some(error);
                             break;
@@ -212,49 +254,54 @@ impl<H: EventHandler> IdempotentConsumer<H> {
 
     /// Applies and settles deliveries: together in one transaction, or — when that fails —
     /// one at a time.
-    pub async fn process_batch(&self, mut deliveries: Vec<Delivery>) {
+    async fn process_batch(&self, mut deliveries: Vec<Tagged>) {
         if deliveries.len() == 1 {
-            if let Some(delivery) = deliveries.pop() {
-                self.process(delivery).await;
+            if let Some(one) = deliveries.pop() {
+                self.process(one).await;
             }
             return;
         }
         let started = std::time::Instant::now();
-        let events: Vec<&Envelope> = deliveries.iter().map(|d| &d.envelope).collect();
+        let events: Vec<(&str, &Envelope)> = deliveries
+            .iter()
+            .map(|t| (&*t.consumer, &t.delivery.envelope))
+            .collect();
         match self.apply_batch(&events).await {
             Ok(()) => {
                 metrics::histogram!("oms_consumer_batch_seconds", "consumer" => self.name.clone())
                     .record(started.elapsed().as_secs_f64());
                 metrics::histogram!("oms_consumer_batch_events", "consumer" => self.name.clone())
                     .record(deliveries.len() as f64);
-                for delivery in deliveries {
-                    if let Err(error) = delivery.ack().await {
+                for tagged in deliveries {
+                    if let Err(error) = tagged.delivery.ack().await {
                         // The bus redelivers; the processed-event log makes that harmless.
-                        tracing::warn!(consumer = %self.name, %error, "could not settle delivery");
+                        tracing::warn!(consumer = %tagged.consumer, %error, "could not settle delivery");
                     }
                 }
             }
             Err(reason) => {
                 tracing::debug!(consumer = %self.name, %reason, events = deliveries.len(), "batch failed; applying its events one at a time");
-                for delivery in deliveries {
-                    self.process(delivery).await;
+                for tagged in deliveries {
+                    self.process(tagged).await;
                 }
             }
         }
     }
 
-    /// Applies the new events among `events` in one transaction; `Err` means nothing was
-    /// applied (apply them one at a time to find the one that fails).
-    pub async fn apply_batch(&self, events: &[&Envelope]) -> Result<(), String> {
+    /// Applies the new events among `events` (each with the consumer it came through) in one
+    /// transaction; `Err` means nothing was applied (apply them one at a time to find the one
+    /// that fails).
+    async fn apply_batch(&self, events: &[(&str, &Envelope)]) -> Result<(), String> {
         let txn = self.db.begin().await.map_err(|e| e.to_string())?;
-        let fresh = record_all(&txn, &self.name, events)
-            .await
-            .map_err(|e| e.to_string())?;
+        let fresh = record_all(&txn, events).await.map_err(|e| e.to_string())?;
         let mut seen = BTreeSet::new();
         let new: Vec<&Envelope> = events
             .iter()
-            .copied()
-            .filter(|e| fresh.contains(&e.event_id) && seen.insert(e.event_id.as_str()))
+            .filter(|(consumer, event)| {
+                fresh.contains(&((*consumer).to_owned(), event.event_id.clone()))
+                    && seen.insert((*consumer, event.event_id.as_str()))
+            })
+            .map(|(_, event)| *event)
             .collect();
         if new.is_empty() {
             txn.rollback().await.map_err(|e| e.to_string())?;
@@ -265,40 +312,45 @@ impl<H: EventHandler> IdempotentConsumer<H> {
             return Err(error.to_string());
         }
         txn.commit().await.map_err(|e| e.to_string())?;
+        self.committed();
+        Ok(())
+    }
+
+    fn committed(&self) {
         if let Some(outbox) = &self.outbox {
             outbox.wake();
         }
         if let Some(committed) = &self.committed {
             committed.notify_one();
         }
-        Ok(())
     }
 
     /// Applies and settles one delivery.
-    pub async fn process(&self, delivery: Delivery) {
+    async fn process(&self, tagged: Tagged) {
+        let Tagged { consumer, delivery } = tagged;
         let attempt = delivery.delivery_count;
-        let settled = match self.apply(&delivery.envelope).await {
+        let settled = match self.apply(&consumer, &delivery.envelope).await {
             Ok(Outcome::Rejected(reason)) => {
-                tracing::error!(consumer = %self.name, event_id = %delivery.envelope.event_id, subject = %delivery.envelope.subject, %reason, "event rejected");
+                tracing::error!(%consumer, event_id = %delivery.envelope.event_id, subject = %delivery.envelope.subject, %reason, "event rejected");
                 delivery.ack().await
             }
             Ok(_) => delivery.ack().await,
             Err(reason) => {
                 let delay = retry_delay(attempt);
-                tracing::warn!(consumer = %self.name, event_id = %delivery.envelope.event_id, %reason, attempt, ?delay, "event will be retried");
+                tracing::warn!(%consumer, event_id = %delivery.envelope.event_id, %reason, attempt, ?delay, "event will be retried");
                 delivery.nak(delay).await
             }
         };
         if let Err(error) = settled {
             // The bus redelivers; the processed-event log makes that harmless.
-            tracing::warn!(consumer = %self.name, %error, "could not settle delivery");
+            tracing::warn!(%consumer, %error, "could not settle delivery");
         }
     }
 
-    /// Applies one event exactly once; `Err` means "retry later".
-    pub async fn apply(&self, event: &Envelope) -> Result<Outcome, String> {
+    /// Applies one event that came through `consumer` exactly once; `Err` means "retry later".
+    async fn apply(&self, consumer: &str, event: &Envelope) -> Result<Outcome, String> {
         let txn = self.db.begin().await.map_err(|e| e.to_string())?;
-        if !record(&txn, &self.name, &event.event_id, "applied")
+        if !record(&txn, consumer, &event.event_id, "applied")
             .await
             .map_err(|e| e.to_string())?
         {
@@ -308,12 +360,7 @@ impl<H: EventHandler> IdempotentConsumer<H> {
         match self.handler.handle(&txn, event).await {
             Ok(()) => {
                 txn.commit().await.map_err(|e| e.to_string())?;
-                if let Some(outbox) = &self.outbox {
-                    outbox.wake();
-                }
-                if let Some(committed) = &self.committed {
-                    committed.notify_one();
-                }
+                self.committed();
                 Ok(Outcome::Applied)
             }
             Err(HandlerError::Retry(reason)) => {
@@ -325,7 +372,7 @@ impl<H: EventHandler> IdempotentConsumer<H> {
                 txn.rollback().await.map_err(|e| e.to_string())?;
                 let outcome = format!("rejected: {reason}");
                 let truncated: String = outcome.chars().take(500).collect();
-                record(&self.db, &self.name, &event.event_id, &truncated)
+                record(&self.db, consumer, &event.event_id, &truncated)
                     .await
                     .map_err(|e| e.to_string())?;
                 Ok(Outcome::Rejected(reason))
@@ -358,16 +405,15 @@ async fn record<C: sea_orm::ConnectionTrait>(
     Ok(inserted == 1)
 }
 
-/// Inserts the processed-event rows of a batch in one statement; returns the ids that were
-/// new.
+/// Inserts the processed-event rows of a batch in one statement; returns the (consumer,
+/// event id) pairs that were new.
 async fn record_all(
     txn: &DatabaseTransaction,
-    consumer: &str,
-    events: &[&Envelope],
-) -> Result<BTreeSet<String>, DbErr> {
+    events: &[(&str, &Envelope)],
+) -> Result<BTreeSet<(String, String)>, DbErr> {
     let now = Utc::now();
-    let rows = events.iter().map(|event| entity::ActiveModel {
-        consumer: Set(consumer.to_owned()),
+    let rows = events.iter().map(|(consumer, event)| entity::ActiveModel {
+        consumer: Set((*consumer).to_owned()),
         event_id: Set(event.event_id.clone()),
         outcome: Set("applied".to_owned()),
         processed_at: Set(now),
@@ -377,7 +423,7 @@ async fn record_all(
         .exec_with_returning_keys(txn)
         .await?;
     Ok(match inserted {
-        TryInsertResult::Inserted(keys) => keys.into_iter().map(|(_, id)| id).collect(),
+        TryInsertResult::Inserted(keys) => keys.into_iter().collect(),
         TryInsertResult::Empty | TryInsertResult::Conflicted => BTreeSet::new(),
     })
 }

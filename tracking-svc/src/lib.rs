@@ -102,22 +102,18 @@ pub async fn start(config: Config, ctx: ServiceContext) -> Result<RunningService
     let hub = Arc::new(hub::Hub::default());
     let written = Arc::new(Notify::new());
 
-    for (area, name, filter) in [
-        (Area::Order, "tracking-orders", "oms.order.*.status_changed"),
-        (
-            Area::Fulfillment,
-            "tracking-shipments",
-            "oms.fulfillment.*.shipment_status_changed",
-        ),
-    ] {
-        let spec = ConsumerSpec::durable(area, name).with_filter(filter);
-        let handler = Arc::new(consumers::TrackingEvents {
-            store: store.clone(),
-        });
-        let consumer = IdempotentConsumer::new(db.clone(), ctx.bus.clone(), spec, handler)
-            .notifying(written.clone());
-        tasks.spawn(consumer.run(ctx.shutdown.clone()));
-    }
+    // Order and shipment events feed one handler, applied in the same batches.
+    let orders = ConsumerSpec::durable(Area::Order, "tracking-orders")
+        .with_filter("oms.order.*.status_changed");
+    let shipments = ConsumerSpec::durable(Area::Fulfillment, "tracking-shipments")
+        .with_filter("oms.fulfillment.*.shipment_status_changed");
+    let handler = Arc::new(consumers::TrackingEvents {
+        store: store.clone(),
+    });
+    let consumer = IdempotentConsumer::new(db.clone(), ctx.bus.clone(), orders, handler)
+        .also(shipments)
+        .notifying(written.clone());
+    tasks.spawn(consumer.run(ctx.shutdown.clone()));
     tasks.spawn(live::tail_feed(
         store.clone(),
         hub.clone(),
