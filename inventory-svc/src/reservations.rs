@@ -24,7 +24,7 @@ use crate::{
         MovementNote, Store,
         entities::{reservation, reservation_line},
         expiry, find_level, guarded_update, level_to_proto, lock_active_reservation, move_stock,
-        one_statement::{self, NewReservation, Outcome},
+        quick_reserve::{self, NewReservation, Outcome},
         record_movement, refresh_status, require_locations, require_skus, reservation_lines,
         settle_line, to_proto,
     },
@@ -47,8 +47,8 @@ pub struct Reserved {
 /// Reserves every line or nothing; the buyer's holds on the ordered SKUs convert. A retry with
 /// the same key returns the first reservation.
 ///
-/// On PostgreSQL one statement does it ([`one_statement`]); cart holds to convert, levels that
-/// do not exist and SQLite take the transaction below.
+/// The common case takes one statement on PostgreSQL, one batch on SQLite ([`quick_reserve`]);
+/// cart holds to convert and levels that do not exist take the transaction below.
 pub async fn reserve(
     store: &Store,
     command: &ReserveCommand,
@@ -83,34 +83,39 @@ pub async fn reserve(
     let created = to_proto(&row, &lines);
     let event = events::reservation_changed(created.clone(), &row.user_id)?;
     let reason = format!("order {}", command.order_id);
-    if one_statement::available(&store.db) {
-        let new = NewReservation {
-            reservation_id: &reservation_id,
-            order_id: &command.order_id,
-            user_id: &row.user_id,
-            idempotency_key: &command.idempotency_key,
-            hold_id: &command.user_id.as_deref().map(hold_id).unwrap_or_default(),
-            lines: &command.lines,
-            expires_at: row.expires_at,
-            reason: &reason,
-            event: &event,
-            at: now,
-        };
-        match one_statement::reserve(&store.db, &new).await? {
-            Outcome::Reserved(levels) => {
-                store.stock_moved.notify_one();
-                store.outbox.wake();
-                return Ok(Reserved {
-                    reservation: created,
-                    levels,
-                });
-            }
-            Outcome::Existing(id) => return replay(store, command, &id).await,
-            Outcome::Short(shortfalls) => return Err(InventoryError::OutOfStock(shortfalls)),
-            Outcome::Elsewhere => {}
+    let hold = command.user_id.as_deref().map(hold_id).unwrap_or_default();
+    let new = NewReservation {
+        reservation_id: &reservation_id,
+        order_id: &command.order_id,
+        user_id: &row.user_id,
+        idempotency_key: &command.idempotency_key,
+        hold_id: &hold,
+        lines: &command.lines,
+        expires_at: row.expires_at,
+        reason: &reason,
+        event: &event,
+        at: now,
+    };
+    let quick = match quick_reserve::reserve(&store.db, &new).await {
+        Ok(Outcome::Reserved(levels)) => {
+            store.stock_moved.notify_one();
+            store.outbox.wake();
+            return Ok(Reserved {
+                reservation: created,
+                levels,
+            });
         }
-    }
-    match reserve_in_transaction(store, command, &row, &lines, &event, &reason).await {
+        Ok(Outcome::Existing(id)) => return replay(store, command, &id).await,
+        Ok(Outcome::Short(shortfalls)) => return Err(InventoryError::OutOfStock(shortfalls)),
+        Ok(Outcome::Elsewhere) => Ok(()),
+        Err(error) => Err(error),
+    };
+    let general = match quick {
+        Ok(()) => reserve_in_transaction(store, command, &row, &lines, &event, &reason).await,
+        Err(error) => Err(error),
+    };
+    match general {
+        // The key was taken, by an earlier or a concurrent attempt: its reservation answers.
         Err(InventoryError::Db(error)) if idempotency::is_conflict(&error) => {
             let id = by_key(store, &command.idempotency_key)
                 .await?

@@ -157,7 +157,8 @@ fn payments_url(config: &Config) -> String {
 pub async fn start(config: Config, ctx: ServiceContext) -> Result<RunningService, StartError> {
     let mut ledger_db = config.database.clone();
     ledger_db.url = Some(payments_url(&config));
-    let ledger = db::connect_and_migrate::<payment::schema::Migrator>(&ledger_db).await?;
+    let mut ledger = db::connect_and_migrate::<payment::schema::Migrator>(&ledger_db).await?;
+    db::measure(&mut ledger, "payments");
     start_with(config, ctx, Arc::new(LedgerProvider::new(ledger))).await
 }
 

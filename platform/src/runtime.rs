@@ -52,7 +52,8 @@ impl ServiceContext {
     ) -> Result<(DatabaseConnection, Outbox), StartError> {
         let mut args = args.clone();
         args.url = Some(args.url_or_default(service));
-        let db = db::connect_and_migrate::<M>(&args).await?;
+        let mut db = db::connect_and_migrate::<M>(&args).await?;
+        db::measure(&mut db, service);
         let relay_config = RelayConfig::new(service);
         if !self.bus.survives_restart() {
             let retention = chrono::Duration::from_std(relay_config.retention)

@@ -65,19 +65,30 @@ impl TrackingService for TrackingApi {
         &self,
         request: Request<Streaming<pb::StreamPositionsRequest>>,
     ) -> Result<Response<pb::StreamPositionsResponse>, Status> {
-        let mut feed = request.into_inner();
+        // Whatever has arrived is taken together (a statement per kind of row, not per fix).
+        let mut feed = request.into_inner().ready_chunks(MAX_BATCH);
         let mut tally = Tally::default();
         let mut index = 0u32;
-        while let Some(message) = feed.next().await {
-            let message = message?;
-            match &message.position {
-                Some(report) => self.ingest.take(index, report, &mut tally).await?,
-                None => tally.rejections.push(pb::PositionRejection {
-                    index,
-                    reason: "position: required".into(),
-                }),
+        while let Some(messages) = feed.next().await {
+            // Runs of messages that carry a position go in together.
+            let mut run = Vec::with_capacity(messages.len());
+            let mut run_start = index;
+            for message in messages {
+                match message?.position {
+                    Some(report) => run.push(report),
+                    None => {
+                        self.ingest.take_all(run_start, &run, &mut tally).await?;
+                        run.clear();
+                        tally.rejections.push(pb::PositionRejection {
+                            index,
+                            reason: "position: required".into(),
+                        });
+                        run_start = index.saturating_add(1);
+                    }
+                }
+                index = index.saturating_add(1);
             }
-            index = index.saturating_add(1);
+            self.ingest.take_all(run_start, &run, &mut tally).await?;
         }
         let (accepted, duplicates, rejections) = respond(tally);
         Ok(Response::new(pb::StreamPositionsResponse {
@@ -98,9 +109,7 @@ impl TrackingService for TrackingApi {
             );
         }
         let mut tally = Tally::default();
-        for (index, report) in (0u32..).zip(&positions) {
-            self.ingest.take(index, report, &mut tally).await?;
-        }
+        self.ingest.take_all(0, &positions, &mut tally).await?;
         let (accepted, duplicates, rejections) = respond(tally);
         Ok(Response::new(pb::ReportPositionsResponse {
             accepted,

@@ -1,8 +1,14 @@
-//! GPS ingest: each accepted fix joins its shipment's breadcrumb track, moves the ETA, and is
-//! announced on the bus (positions and ETAs reach the buyer's stream from there); the first
-//! time a parcel enters the destination geofence the buyer is told it is arriving.
+//! GPS ingest: a courier's call (a batch of fixes, or a chunk of its stream) is taken as a
+//! whole. Each fix is checked against the device's previous fix; the accepted ones join their
+//! shipments' breadcrumb tracks in one insert; each shipment's ETA moves once per call and is
+//! announced once, with the newest position (the buyer's stream conflates positions anyway,
+//! and the whole track stays readable). The first time a parcel enters the destination
+//! geofence the buyer is told it is arriving.
 
-use std::sync::Arc;
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
 use chrono::Utc;
 use oms_platform::{
@@ -24,9 +30,9 @@ use crate::{
         TrackingError,
         effects::Happening,
         eta::{EtaInput, EtaModel},
-        positions::{self, Limits, Verdict},
+        positions::{self, Fix, Limits, Verdict},
     },
-    store::Store,
+    store::{NewFix, Store},
 };
 
 /// Fixes the ETA model looks back on.
@@ -58,115 +64,148 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// Takes one report (`index` names it in the tally).
-    pub async fn take(
+    /// Takes the reports of one call, numbered from `first_index` in the tally.
+    pub async fn take_all(
         &self,
-        index: u32,
-        report: &PositionReport,
+        first_index: u32,
+        reports: &[PositionReport],
         tally: &mut Tally,
     ) -> Result<(), TrackingError> {
-        match self.apply(report).await? {
-            Ok(true) => tally.accepted += 1,
-            Ok(false) => tally.duplicates += 1,
-            Err(reason) => tally.rejections.push(PositionRejection { index, reason }),
+        if reports.is_empty() {
+            return Ok(());
         }
-        Ok(())
-    }
-
-    /// `Ok(Ok(true))` kept, `Ok(Ok(false))` duplicate, `Ok(Err(reason))` refused.
-    async fn apply(&self, report: &PositionReport) -> Result<Result<bool, String>, TrackingError> {
-        let shipment = match self
+        let shipment_ids: BTreeSet<&str> = reports.iter().map(|r| r.shipment_id.as_str()).collect();
+        let devices: BTreeSet<&str> = reports.iter().map(|r| r.device_id.as_str()).collect();
+        let shipments = self
             .store
-            .shipment(&self.store.db, &report.shipment_id)
-            .await
-        {
-            Ok(shipment) => shipment,
-            Err(TrackingError::UnknownShipment(id)) => {
-                return Ok(Err(format!("shipment_id: {id} is not a known shipment")));
-            }
-            Err(error) => return Err(error),
-        };
-        let previous = self
-            .store
-            .last_fix(&self.store.db, &report.device_id)
+            .shipments_by_id(&self.store.db, &shipment_ids)
             .await?;
-        let fix = match positions::check(report, previous.as_ref(), Utc::now(), &self.limits) {
-            Ok(Verdict::Accept(fix)) => fix,
-            Ok(Verdict::Duplicate) => return Ok(Ok(false)),
-            Err(reason) => return Ok(Err(reason)),
-        };
-        let txn = self.store.db.begin().await?;
-        if !self
-            .store
-            .insert_position(&txn, &report.device_id, &report.shipment_id, &fix)
-            .await?
-        {
-            return Ok(Ok(false));
-        }
-        let track = self
-            .store
-            .recent_fixes(&txn, &report.shipment_id, TRACK_WINDOW)
-            .await?;
-        let destination = GeoPoint {
-            lat: shipment.dest_lat,
-            lng: shipment.dest_lng,
-        };
-        let window = shipment.window_start.zip(shipment.window_end);
+        let mut previous = self.store.last_fixes(&self.store.db, &devices).await?;
         let now = Utc::now();
-        let user = shipment.user_id.as_str();
-        let recorded = envelope(
-            Area::Tracking,
-            &shipment.shipment_id,
-            "position_recorded",
-            user,
-            Payload::PositionRecorded(PositionRecorded {
-                shipment_id: shipment.shipment_id.clone(),
-                order_id: shipment.order_id.clone(),
-                point: Some(fix.point),
-                recorded_at: Some(to_timestamp(fix.at)),
-            }),
-        )?;
-        outbox::enqueue(&txn, &recorded).await?;
-        if let Some(estimate) = self.model.estimate(&EtaInput {
-            track: &track,
-            destination,
-            window,
-            now,
-        }) {
+        let mut accepted: Vec<NewFix> = Vec::with_capacity(reports.len());
+        for (index, report) in (first_index..).zip(reports) {
+            if !shipments.contains_key(&report.shipment_id) {
+                tally.rejections.push(PositionRejection {
+                    index,
+                    reason: format!(
+                        "shipment_id: {} is not a known shipment",
+                        report.shipment_id
+                    ),
+                });
+                continue;
+            }
+            match positions::check(report, previous.get(&report.device_id), now, &self.limits) {
+                Ok(Verdict::Accept(fix)) => {
+                    previous.insert(report.device_id.clone(), fix);
+                    accepted.push(NewFix {
+                        device_id: report.device_id.clone(),
+                        shipment_id: report.shipment_id.clone(),
+                        fix,
+                    });
+                }
+                Ok(Verdict::Duplicate) => tally.duplicates += 1,
+                Err(reason) => tally.rejections.push(PositionRejection { index, reason }),
+            }
+        }
+        if accepted.is_empty() {
+            return Ok(());
+        }
+
+        let txn = self.store.db.begin().await?;
+        let kept = self.store.insert_positions(&txn, &accepted).await?;
+        let kept: Vec<&NewFix> = accepted
+            .iter()
+            .filter(|new| kept.contains(&(new.device_id.clone(), new.fix.at.timestamp_micros())))
+            .collect();
+        // A repeat of a fix another call kept meanwhile.
+        tally.duplicates += u32::try_from(accepted.len() - kept.len()).unwrap_or(0);
+        tally.accepted += u32::try_from(kept.len()).unwrap_or(u32::MAX);
+        let mut newest: BTreeMap<&str, &Fix> = BTreeMap::new();
+        for new in &kept {
+            let entry = newest.entry(new.shipment_id.as_str()).or_insert(&new.fix);
+            if new.fix.at > entry.at {
+                *entry = &new.fix;
+            }
+        }
+        let moved: BTreeSet<&str> = newest.keys().copied().collect();
+        let was_arriving = self.store.arriving(&txn, &moved).await?;
+        let mut events = Vec::with_capacity(2 * newest.len());
+        let mut etas = Vec::with_capacity(newest.len());
+        let mut arriving = Vec::new();
+        for (shipment_id, fix) in &newest {
+            let Some(shipment) = shipments.get(*shipment_id) else {
+                continue;
+            };
+            let user = shipment.user_id.as_str();
+            events.push(envelope(
+                Area::Tracking,
+                shipment_id,
+                "position_recorded",
+                user,
+                Payload::PositionRecorded(PositionRecorded {
+                    shipment_id: shipment.shipment_id.clone(),
+                    order_id: shipment.order_id.clone(),
+                    point: Some(fix.point),
+                    recorded_at: Some(to_timestamp(fix.at)),
+                }),
+            )?);
+            let track = self
+                .store
+                .recent_fixes(&txn, shipment_id, TRACK_WINDOW)
+                .await?;
+            let input = EtaInput {
+                track: &track,
+                destination: GeoPoint {
+                    lat: shipment.dest_lat,
+                    lng: shipment.dest_lng,
+                },
+                window: shipment.window_start.zip(shipment.window_end),
+                now,
+            };
+            let Some(estimate) = self.model.estimate(&input) else {
+                continue;
+            };
+            let before = was_arriving.contains(*shipment_id);
             let eta = Eta {
                 shipment_id: shipment.shipment_id.clone(),
                 order_id: shipment.order_id.clone(),
                 estimated_arrival: Some(to_timestamp(estimate.arrival)),
                 remaining_km: estimate.remaining_km,
                 speed_kmh: estimate.speed_kmh,
-                arriving: estimate.arriving,
+                arriving: estimate.arriving || before,
                 computed_at: Some(to_timestamp(now)),
                 model: self.model.name().to_owned(),
             };
-            let was_arriving = self.store.save_eta(&txn, &eta).await?;
-            let updated = envelope(
+            events.push(envelope(
                 Area::Tracking,
-                &shipment.shipment_id,
+                shipment_id,
                 "eta_updated",
                 user,
-                Payload::EtaUpdated(EtaUpdated { eta: Some(eta) }),
-            )?;
-            outbox::enqueue(&txn, &updated).await?;
-            if estimate.arriving && !was_arriving {
-                let arriving = Happening::Alert {
+                Payload::EtaUpdated(EtaUpdated {
+                    eta: Some(eta.clone()),
+                }),
+            )?);
+            if estimate.arriving && !before {
+                arriving.push(Happening::Alert {
                     key: format!("arriving-{}", shipment.shipment_id),
                     user_id: user.to_owned(),
                     order_id: shipment.order_id.clone(),
                     title: "Your parcel is arriving".into(),
                     body: "The courier is almost at your door.".into(),
                     status: None,
-                };
-                consumers::record(&self.store, &txn, vec![arriving]).await?;
+                });
             }
+            etas.push(eta);
         }
+        self.store.save_etas(&txn, &etas).await?;
+        outbox::enqueue_all(&txn, &events).await?;
+        let alerted = !arriving.is_empty();
+        consumers::record(&self.store, &txn, arriving).await?;
         txn.commit().await?;
         self.outbox.wake();
-        self.written.notify_one();
-        Ok(Ok(true))
+        if alerted {
+            self.written.notify_one();
+        }
+        Ok(())
     }
 }

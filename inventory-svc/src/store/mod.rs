@@ -5,8 +5,8 @@
 
 pub mod entities;
 pub mod migration;
-pub mod one_statement;
 pub mod queries;
+pub mod quick_reserve;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 

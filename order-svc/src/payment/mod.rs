@@ -281,17 +281,20 @@ impl PaymentProvider for LedgerProvider {
             voided: Set(zero),
             updated_at: Set(Utc::now()),
         };
-        // One statement; a retry (the authorisation exists) reads it as it is.
-        let row = match payment::Entity::insert(row)
+        // One statement; a retry (the authorisation exists) reads it as it is. (Inserted as
+        // "many": SQLite commits an INSERT … RETURNING only once all its rows are read.)
+        let inserted = payment::Entity::insert_many([row])
             .on_conflict_do_nothing_on([payment::Column::AuthorizationId])
-            .exec_with_returning(&self.db)
+            .exec_with_returning_many(&self.db)
             .await
-            .map_err(unavailable)?
-        {
-            TryInsertResult::Inserted(row) => row,
-            TryInsertResult::Empty | TryInsertResult::Conflicted => {
-                self.load(&authorization_id).await?
-            }
+            .map_err(unavailable)?;
+        let row = match inserted {
+            TryInsertResult::Inserted(rows) => rows.into_iter().next(),
+            TryInsertResult::Empty | TryInsertResult::Conflicted => None,
+        };
+        let row = match row {
+            Some(row) => row,
+            None => self.load(&authorization_id).await?,
         };
         to_payment(&row, &figures(&row)?)
     }

@@ -193,7 +193,9 @@ impl Store {
                 Expr::SubQuery(None, Box::new(record.into())),
             ]))
             .to_owned();
-        let Some(row) = self.db.query_one(&insert).await? else {
+        // All rows, though there is one at most: SQLite commits an INSERT … RETURNING only
+        // once the statement has run to its end.
+        let Some(row) = self.db.query_all(&insert).await?.into_iter().next() else {
             return Ok(None);
         };
         let open_orders: i64 = row.try_get_by_index(0)?;

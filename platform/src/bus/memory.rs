@@ -8,7 +8,7 @@
 //! retention window, and idempotent consumers skip what they already applied.
 
 use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
+    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
     sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
@@ -53,8 +53,9 @@ pub struct InProcessBus {
 struct Shared {
     retention: Retention,
     streams: Mutex<HashMap<Area, StreamLog>>,
-    /// Bumped on every publish, ack and nak so waiting consumers look again.
-    changes: watch::Sender<u64>,
+    /// Per area, bumped when its consumers may have something new to deliver (a publish, a
+    /// nak, an ack that frees a full consumer), so only they look again.
+    changes: HashMap<Area, watch::Sender<u64>>,
 }
 
 struct Stored {
@@ -78,15 +79,41 @@ struct Cursor {
     next_sequence: u64,
     /// Unacknowledged deliveries: sequence → (redeliver at, deliveries so far).
     pending: BTreeMap<u64, (Instant, u64)>,
+    /// The same deliveries by when they are due again, soonest first.
+    due: BTreeSet<(Instant, u64)>,
     ack_wait: Duration,
     max_in_flight: usize,
     durable: bool,
 }
 
+impl Cursor {
+    /// (Re)schedules the redelivery of `sequence` at `at`, counting a delivery when `delivered`.
+    fn schedule(&mut self, sequence: u64, at: Instant, delivered: bool) -> u64 {
+        let entry = self.pending.entry(sequence).or_insert((at, 0));
+        self.due.remove(&(entry.0, sequence));
+        entry.0 = at;
+        if delivered {
+            entry.1 += 1;
+        }
+        self.due.insert((at, sequence));
+        entry.1
+    }
+
+    /// Forgets `sequence` (acknowledged, or gone from the log).
+    fn settle(&mut self, sequence: u64) {
+        if let Some((at, _)) = self.pending.remove(&sequence) {
+            self.due.remove(&(at, sequence));
+        }
+    }
+}
+
 impl InProcessBus {
     /// An empty bus.
     pub fn new(retention: Retention) -> Self {
-        let (changes, _) = watch::channel(0);
+        let changes = Area::ALL
+            .into_iter()
+            .map(|area| (area, watch::channel(0).0))
+            .collect();
         Self {
             shared: Arc::new(Shared {
                 retention,
@@ -112,8 +139,10 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn wake_consumers(&self) {
-        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    fn wake_consumers(&self, area: Area) {
+        if let Some(changes) = self.changes.get(&area) {
+            changes.send_modify(|n| *n = n.wrapping_add(1));
+        }
     }
 }
 
@@ -162,26 +191,21 @@ impl StreamLog {
         let Some(cursor) = self.consumers.get_mut(name) else {
             return Err(None);
         };
-        // Redeliveries first, oldest sequence first, so order is kept as far as possible.
+        // Redeliveries first, the longest overdue first.
         let due = cursor
-            .pending
-            .iter()
-            .find(|(_, (at, _))| *at <= now)
-            .map(|(seq, _)| *seq);
+            .due
+            .first()
+            .filter(|(at, _)| *at <= now)
+            .map(|(_, sequence)| *sequence);
         if let Some(sequence) = due {
             let ack_wait = cursor.ack_wait;
-            let Some(entry) = cursor.pending.get_mut(&sequence) else {
-                return Err(None);
-            };
-            entry.0 = now + ack_wait;
-            entry.1 += 1;
-            let count = entry.1;
+            let count = cursor.schedule(sequence, now + ack_wait, true);
             return match self.get(sequence) {
                 Some(stored) => Ok((stored.envelope.clone(), sequence, count)),
                 None => {
                     // Trimmed by age while unacknowledged: nothing left to deliver.
                     if let Some(cursor) = self.consumers.get_mut(name) {
-                        cursor.pending.remove(&sequence);
+                        cursor.settle(sequence);
                     }
                     Err(Some(now))
                 }
@@ -197,7 +221,8 @@ impl StreamLog {
                 };
                 if matches {
                     cursor.next_sequence = sequence + 1;
-                    cursor.pending.insert(sequence, (now + cursor.ack_wait, 1));
+                    let ack_wait = cursor.ack_wait;
+                    cursor.schedule(sequence, now + ack_wait, true);
                     let envelope = self.log[(sequence - first) as usize].envelope.clone();
                     return Ok((envelope, sequence, 1));
                 }
@@ -205,7 +230,7 @@ impl StreamLog {
             }
             cursor.next_sequence = last + 1;
         }
-        Err(cursor.pending.values().map(|(at, _)| *at).min())
+        Err(cursor.due.first().map(|(at, _)| *at))
     }
 }
 
@@ -256,7 +281,7 @@ impl EventBus for InProcessBus {
                 duplicate: false,
             }
         };
-        self.shared.wake_consumers();
+        self.shared.wake_consumers(area);
         Ok(ack)
     }
 
@@ -288,6 +313,7 @@ impl EventBus for InProcessBus {
                         filter: spec.filter.clone(),
                         next_sequence,
                         pending: BTreeMap::new(),
+                        due: BTreeSet::new(),
                         ack_wait: spec.ack_wait,
                         max_in_flight: spec.max_in_flight,
                         durable: spec.durable.is_some(),
@@ -296,17 +322,24 @@ impl EventBus for InProcessBus {
             } else if let Some(cursor) = stream.consumers.get_mut(&name) {
                 // A durable consumer resumes: what it had in flight is redelivered now.
                 let now = Instant::now();
-                for entry in cursor.pending.values_mut() {
-                    entry.0 = now;
+                let in_flight: Vec<u64> = cursor.pending.keys().copied().collect();
+                for sequence in in_flight {
+                    cursor.schedule(sequence, now, false);
                 }
             }
             name
         };
+        let changes = self
+            .shared
+            .changes
+            .get(&spec.area)
+            .map(watch::Sender::subscribe)
+            .ok_or_else(|| BusError::Rejected(format!("no stream for {:?}", spec.area)))?;
         let state = ConsumerLoop {
             shared: self.shared.clone(),
             area: spec.area,
             name,
-            changes: self.shared.changes.subscribe(),
+            changes,
         };
         Ok(Box::pin(futures::stream::unfold(
             state,
@@ -395,7 +428,7 @@ struct MemoryAcker {
 
 impl MemoryAcker {
     fn settle(&self, redeliver_after: Option<Duration>) {
-        {
+        let wake = {
             let mut streams = self.shared.lock();
             let Some(cursor) = streams
                 .get_mut(&self.area)
@@ -405,16 +438,22 @@ impl MemoryAcker {
             };
             match redeliver_after {
                 None => {
-                    cursor.pending.remove(&self.sequence);
+                    // Only a consumer that was full can deliver more because of an ack.
+                    let was_full = cursor.pending.len() >= cursor.max_in_flight;
+                    cursor.settle(self.sequence);
+                    was_full
                 }
                 Some(delay) => {
-                    if let Some(entry) = cursor.pending.get_mut(&self.sequence) {
-                        entry.0 = Instant::now() + delay;
+                    if cursor.pending.contains_key(&self.sequence) {
+                        cursor.schedule(self.sequence, Instant::now() + delay, false);
                     }
+                    true
                 }
             }
+        };
+        if wake {
+            self.shared.wake_consumers(self.area);
         }
-        self.shared.wake_consumers();
     }
 }
 

@@ -4,7 +4,7 @@
 pub mod entities;
 pub mod migration;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use oms_platform::events::{from_timestamp, to_timestamp};
@@ -17,9 +17,9 @@ use oms_proto::{
 use prost::Message;
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-    sea_query::{Expr, ExprTrait, OnConflict},
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect, TryInsertResult,
+    sea_query::{Alias, Expr, ExprTrait, JoinType, OnConflict, Query},
 };
 
 use crate::domain::{
@@ -32,6 +32,17 @@ use entities::{
     device, eta, feed_counter, feed_item, notification, position, preferences, shipment,
     timeline_entry,
 };
+
+/// A fix to keep, with its device and shipment.
+#[derive(Debug, Clone)]
+pub struct NewFix {
+    /// The courier's device.
+    pub device_id: String,
+    /// The shipment it carries.
+    pub shipment_id: String,
+    /// Where and when.
+    pub fix: Fix,
+}
 
 /// The tracking database.
 #[derive(Clone)]
@@ -102,50 +113,100 @@ impl Store {
             .ok_or_else(|| TrackingError::UnknownShipment(shipment_id.to_owned()))
     }
 
-    /// The device's latest fix.
-    pub async fn last_fix<C: ConnectionTrait>(
+    /// Shipments by id (unknown ones are left out).
+    pub async fn shipments_by_id<C: ConnectionTrait>(
         &self,
         conn: &C,
-        device_id: &str,
-    ) -> Result<Option<Fix>, TrackingError> {
-        let row = position::Entity::find()
-            .filter(position::Column::DeviceId.eq(device_id))
-            .order_by_desc(position::Column::RecordedAt)
-            .one(conn)
-            .await?;
-        Ok(row.map(|r| Fix {
-            point: GeoPoint {
-                lat: r.lat,
-                lng: r.lng,
-            },
-            at: r.recorded_at,
-        }))
+        ids: &BTreeSet<&str>,
+    ) -> Result<HashMap<String, shipment::Model>, TrackingError> {
+        Ok(shipment::Entity::find()
+            .filter(shipment::Column::ShipmentId.is_in(ids.iter().map(|id| (*id).to_owned())))
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|row| (row.shipment_id.clone(), row))
+            .collect())
     }
 
-    /// Keeps a fix; `false` when the device already reported one at that instant.
-    pub async fn insert_position<C: ConnectionTrait>(
+    /// Each device's latest fix, in one query.
+    pub async fn last_fixes<C: ConnectionTrait>(
         &self,
         conn: &C,
-        device_id: &str,
-        shipment_id: &str,
-        fix: &Fix,
-    ) -> Result<bool, TrackingError> {
-        let row = position::ActiveModel {
-            device_id: Set(device_id.to_owned()),
-            recorded_at: Set(fix.at),
-            shipment_id: Set(shipment_id.to_owned()),
-            lat: Set(fix.point.lat),
-            lng: Set(fix.point.lng),
-        };
-        let inserted = position::Entity::insert(row)
-            .on_conflict(
-                OnConflict::columns([position::Column::DeviceId, position::Column::RecordedAt])
-                    .do_nothing()
-                    .to_owned(),
+        devices: &BTreeSet<&str>,
+    ) -> Result<HashMap<String, Fix>, TrackingError> {
+        let latest = Alias::new("latest");
+        let at = Alias::new("at");
+        let newest = Query::select()
+            .column(position::Column::DeviceId)
+            .expr_as(Expr::col(position::Column::RecordedAt).max(), at.clone())
+            .from(position::Entity)
+            .and_where(position::Column::DeviceId.is_in(devices.iter().map(|d| (*d).to_owned())))
+            .group_by_col(position::Column::DeviceId)
+            .to_owned();
+        let query = Query::select()
+            .columns([
+                (position::Entity, position::Column::DeviceId),
+                (position::Entity, position::Column::RecordedAt),
+                (position::Entity, position::Column::ShipmentId),
+                (position::Entity, position::Column::Lat),
+                (position::Entity, position::Column::Lng),
+            ])
+            .from(position::Entity)
+            .join_subquery(
+                JoinType::InnerJoin,
+                newest,
+                latest.clone(),
+                Expr::col((latest.clone(), position::Column::DeviceId))
+                    .equals((position::Entity, position::Column::DeviceId))
+                    .and(
+                        Expr::col((latest, at))
+                            .equals((position::Entity, position::Column::RecordedAt)),
+                    ),
             )
-            .exec_without_returning(conn)
+            .to_owned();
+        let backend = conn.get_database_backend();
+        Ok(position::Model::find_by_statement(backend.build(&query))
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|r| {
+                let fix = Fix {
+                    point: GeoPoint {
+                        lat: r.lat,
+                        lng: r.lng,
+                    },
+                    at: r.recorded_at,
+                };
+                (r.device_id, fix)
+            })
+            .collect())
+    }
+
+    /// Keeps fixes in one insert; returns the device and time (in microseconds, what the
+    /// database keeps) of those kept — a repeat of one kept before is not.
+    pub async fn insert_positions<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        fixes: &[NewFix],
+    ) -> Result<BTreeSet<(String, i64)>, TrackingError> {
+        let rows = fixes.iter().map(|new| position::ActiveModel {
+            device_id: Set(new.device_id.clone()),
+            recorded_at: Set(new.fix.at),
+            shipment_id: Set(new.shipment_id.clone()),
+            lat: Set(new.fix.point.lat),
+            lng: Set(new.fix.point.lng),
+        });
+        let kept = position::Entity::insert_many(rows)
+            .on_conflict_do_nothing_on([position::Column::DeviceId, position::Column::RecordedAt])
+            .exec_with_returning_keys(conn)
             .await?;
-        Ok(inserted == 1)
+        Ok(match kept {
+            TryInsertResult::Inserted(keys) => keys
+                .into_iter()
+                .map(|(device, at)| (device, at.timestamp_micros()))
+                .collect(),
+            TryInsertResult::Empty | TryInsertResult::Conflicted => BTreeSet::new(),
+        })
     }
 
     /// The shipment's newest `limit` fixes, oldest first.
@@ -202,23 +263,44 @@ impl Store {
             .rows_affected)
     }
 
-    /// Stores a shipment's ETA; returns whether it was already arriving before.
-    pub async fn save_eta<C: ConnectionTrait>(
+    /// Which of `shipments` were already arriving (inside the destination geofence).
+    pub async fn arriving<C: ConnectionTrait>(
         &self,
         conn: &C,
-        estimate: &Eta,
-    ) -> Result<bool, TrackingError> {
-        let was_arriving = eta::Entity::find_by_id(estimate.shipment_id.clone())
-            .one(conn)
+        shipments: &BTreeSet<&str>,
+    ) -> Result<BTreeSet<String>, TrackingError> {
+        Ok(eta::Entity::find()
+            .select_only()
+            .column(eta::Column::ShipmentId)
+            .filter(eta::Column::ShipmentId.is_in(shipments.iter().map(|s| (*s).to_owned())))
+            .filter(eta::Column::Arriving.eq(true))
+            .into_tuple::<String>()
+            .all(conn)
             .await?
-            .is_some_and(|row| row.arriving);
-        let row = eta::ActiveModel {
-            shipment_id: Set(estimate.shipment_id.clone()),
-            eta: Set(estimate.encode_to_vec()),
-            arriving: Set(estimate.arriving || was_arriving),
-            updated_at: Set(Utc::now()),
-        };
-        eta::Entity::insert(row)
+            .into_iter()
+            .collect())
+    }
+
+    /// Stores shipments' ETAs (one each at most), in one statement.
+    pub async fn save_etas<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        estimates: &[Eta],
+    ) -> Result<(), TrackingError> {
+        let now = Utc::now();
+        let rows: Vec<eta::ActiveModel> = estimates
+            .iter()
+            .map(|estimate| eta::ActiveModel {
+                shipment_id: Set(estimate.shipment_id.clone()),
+                eta: Set(estimate.encode_to_vec()),
+                arriving: Set(estimate.arriving),
+                updated_at: Set(now),
+            })
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        eta::Entity::insert_many(rows)
             .on_conflict(
                 OnConflict::column(eta::Column::ShipmentId)
                     .update_columns([
@@ -230,7 +312,7 @@ impl Store {
             )
             .exec_without_returning(conn)
             .await?;
-        Ok(was_arriving)
+        Ok(())
     }
 
     /// A shipment's latest ETA.

@@ -1,19 +1,25 @@
-//! A reservation in one round trip on PostgreSQL: one statement (data-modifying CTEs) that
-//! locks the levels in (sku, location) order, checks that every line fits, and only then
-//! writes the reservation, its lines, the level updates, the ledger movements and the
-//! `reservation_changed` event — or nothing at all. It also tells what stands in its way
-//! (a retry of a key already used, cart holds to convert, missing levels, the shortfall), and
-//! the caller takes the general path (`reservations::reserve`) for the rare cases.
+//! A reservation in as few round trips as the database allows, for the common case: no cart
+//! hold to convert, every level there.
 //!
-//! Locking with `SELECT … ORDER BY sku, location_id FOR UPDATE` returns each level's latest
-//! committed figures (READ COMMITTED re-reads a row another transaction changed), so the
-//! all-or-nothing check runs on what the update will change, and concurrent multi-line
-//! reservations take their locks in one order and cannot deadlock.
+//! * PostgreSQL: one statement (data-modifying CTEs) that locks the levels in (sku, location)
+//!   order, checks that every line fits, and only then writes the reservation, its lines, the
+//!   level updates, the ledger movements and the `reservation_changed` event — or nothing at
+//!   all. Locking with `SELECT … ORDER BY sku, location_id FOR UPDATE` returns each level's
+//!   latest committed figures (READ COMMITTED re-reads a row another transaction changed), so
+//!   the all-or-nothing check runs on what the update will change, and concurrent multi-line
+//!   reservations take their locks in one order and cannot deadlock.
+//! * SQLite: one batch of statements inside a transaction (three round trips to SQLite's
+//!   thread instead of a dozen): the checks, the guarded level updates with what they left,
+//!   the rows; the transaction commits only when every level took its units.
+//!
+//! Either way it tells what stands in its way (a retry of a key already used, cart holds to
+//! convert, missing levels, the shortfall), and the caller takes the general path
+//! (`reservations::reserve`) for the rare cases.
 
 use chrono::{DateTime, Utc};
 use oms_proto::{events::v1::Envelope, inventory::v1 as pb};
 use prost::Message;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait, Value};
 
 use crate::domain::{InventoryError, LineRequest, Shortfall};
 
@@ -55,13 +61,19 @@ pub enum Outcome {
     Elsewhere,
 }
 
-/// Whether the one-statement path is available on `db`.
-pub fn available(db: &DatabaseConnection) -> bool {
-    db.get_database_backend() == DbBackend::Postgres
+/// Reserves, on whichever database `db` is.
+pub async fn reserve(
+    db: &DatabaseConnection,
+    new: &NewReservation<'_>,
+) -> Result<Outcome, InventoryError> {
+    match db.get_database_backend() {
+        DbBackend::Postgres => on_postgres(db, new).await,
+        _ => on_sqlite(db, new).await,
+    }
 }
 
-/// Runs the reservation statement.
-pub async fn reserve(
+/// The one statement on PostgreSQL.
+async fn on_postgres(
     db: &DatabaseConnection,
     new: &NewReservation<'_>,
 ) -> Result<Outcome, InventoryError> {
@@ -202,11 +214,20 @@ pub async fn reserve(
         return Ok(Outcome::Existing(existing));
     }
     // Held units convert, so a shortfall without them says nothing.
-    if held || available.len() < new.lines.len() {
+    if held {
         return Ok(Outcome::Elsewhere);
     }
-    let shortfalls: Vec<Shortfall> = new
-        .lines
+    // Everything fits, yet nothing was written: a concurrent first attempt with this key.
+    Ok(short(new.lines, &available))
+}
+
+/// The shortfall of `lines` given what each level has available; `Elsewhere` when a level is
+/// missing (unknown SKU or location: the general path says which) or nothing falls short.
+fn short(lines: &[LineRequest], available: &[(String, String, i64)]) -> Outcome {
+    if available.len() < lines.len() {
+        return Outcome::Elsewhere;
+    }
+    let shortfalls: Vec<Shortfall> = lines
         .iter()
         .filter_map(|line| {
             let (_, _, available) = available
@@ -216,14 +237,138 @@ pub async fn reserve(
                 sku: line.sku.clone(),
                 location_id: line.location_id.clone(),
                 requested: line.quantity,
-                available: (*available).max(0),
+                available: std::cmp::max(*available, 0),
             })
         })
         .collect();
     if shortfalls.is_empty() {
-        // Everything fits, yet nothing was written: a concurrent first attempt with this key.
-        Ok(Outcome::Elsewhere)
+        Outcome::Elsewhere
     } else {
-        Ok(Outcome::Short(shortfalls))
+        Outcome::Short(shortfalls)
     }
+}
+
+/// The batch in a transaction on SQLite (one connection: nothing runs in between, so the
+/// guarded updates need no locks).
+async fn on_sqlite(
+    db: &DatabaseConnection,
+    new: &NewReservation<'_>,
+) -> Result<Outcome, InventoryError> {
+    let mut values: Vec<Value> = Vec::new();
+    let mut param = |value: Value| {
+        values.push(value);
+        format!("${}", values.len())
+    };
+    let (hold, key, at) = (
+        param(new.hold_id.into()),
+        param(new.idempotency_key.into()),
+        param(new.at.into()),
+    );
+    let id = param(new.reservation_id.into());
+    let mut sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM reservations WHERE reservation_id = {hold} \
+         AND status IN ('active', 'partial')) AS held, \
+         (SELECT reservation_id FROM reservations WHERE idempotency_key = {key}) AS existing;"
+    );
+    let mut lines = Vec::new();
+    let mut movements = Vec::new();
+    for line in new.lines {
+        let (sku, location, quantity) = (
+            param(line.sku.clone().into()),
+            param(line.location_id.clone().into()),
+            param(line.quantity.into()),
+        );
+        sql.push_str(&format!(
+            "UPDATE stock_levels SET reserved = reserved + {quantity}, version = version + 1, \
+             updated_at = {at} WHERE sku = {sku} AND location_id = {location} \
+             AND on_hand - reserved >= {quantity} \
+             RETURNING sku, location_id, on_hand, reserved, version;"
+        ));
+        lines.push(format!("({id}, {sku}, {location}, {quantity}, 0, 0, '')"));
+        movements.push(format!(
+            "({sku}, {location}, 'reserve', 0, {quantity}, {id}, {reason}, {at})",
+            reason = param(new.reason.into())
+        ));
+    }
+    sql.push_str(&format!(
+        "INSERT INTO reservations (reservation_id, order_id, kind, user_id, status, expires_at, \
+         created_at, updated_at, idempotency_key) \
+         VALUES ({id}, {order}, 'order', {user}, 'active', {expires}, {at}, {at}, {key}); \
+         INSERT INTO reservation_lines (reservation_id, sku, location_id, quantity, committed, \
+         released, client_op_id) VALUES {lines}; \
+         INSERT INTO movements (sku, location_id, kind, on_hand_delta, reserved_delta, \
+         reference, reason, created_at) VALUES {movements}; \
+         INSERT INTO outbox (event_id, subject, payload, created_at) \
+         VALUES ({event_id}, {subject}, {payload}, {at});",
+        order = param(new.order_id.into()),
+        user = param(new.user_id.into()),
+        expires = param(new.expires_at.into()),
+        lines = lines.join(", "),
+        movements = movements.join(", "),
+        event_id = param(new.event.event_id.clone().into()),
+        subject = param(new.event.subject.clone().into()),
+        payload = param(new.event.encode_to_vec().into()),
+    ));
+    let txn = db.begin().await?;
+    let rows = match txn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            sql,
+            values,
+        ))
+        .await
+    {
+        Ok(rows) => rows,
+        Err(error) => {
+            txn.rollback().await?;
+            return Err(error.into());
+        }
+    };
+    let (mut held, mut existing) = (false, None);
+    let mut levels = Vec::new();
+    for row in &rows {
+        if let Ok(was_held) = row.try_get::<bool>("", "held") {
+            held = was_held;
+            existing = row.try_get::<Option<String>>("", "existing")?;
+            continue;
+        }
+        let (on_hand, reserved): (i64, i64) =
+            (row.try_get("", "on_hand")?, row.try_get("", "reserved")?);
+        levels.push(pb::StockLevel {
+            sku: row.try_get("", "sku")?,
+            location_id: row.try_get("", "location_id")?,
+            on_hand,
+            reserved,
+            available: std::cmp::max(on_hand - reserved, 0),
+            version: row.try_get("", "version")?,
+            change_seq: 0,
+        });
+    }
+    if held || existing.is_some() || levels.len() < new.lines.len() {
+        txn.rollback().await?;
+        if let Some(existing) = existing {
+            return Ok(Outcome::Existing(existing));
+        }
+        if held {
+            return Ok(Outcome::Elsewhere);
+        }
+        let available = levels_available(db, new.lines).await?;
+        return Ok(short(new.lines, &available));
+    }
+    txn.commit().await?;
+    Ok(Outcome::Reserved(levels))
+}
+
+/// What each line's level has available, for the levels that exist.
+async fn levels_available(
+    db: &DatabaseConnection,
+    lines: &[LineRequest],
+) -> Result<Vec<(String, String, i64)>, InventoryError> {
+    let mut available = Vec::with_capacity(lines.len());
+    for line in lines {
+        if let Some(level) = super::find_level(db, &line.sku, &line.location_id).await? {
+            available.push((level.sku, level.location_id, level.on_hand - level.reserved));
+        }
+    }
+    Ok(available)
 }
