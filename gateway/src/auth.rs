@@ -7,8 +7,8 @@
 
 use std::{
     collections::{BTreeSet, HashMap},
-    sync::RwLock,
-    time::{Duration, Instant},
+    sync::{Mutex, PoisonError, RwLock},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use jsonwebtoken::{
@@ -16,6 +16,13 @@ use jsonwebtoken::{
     jwk::{AlgorithmParameters, JwkSet},
 };
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
 
 /// The scopes of the public API.
 pub mod scope {
@@ -53,7 +60,19 @@ struct Claims {
     sub: String,
     #[serde(default)]
     scope: String,
+    /// Expiry, seconds since the epoch.
+    exp: u64,
 }
+
+/// A token checked before, until it expires.
+struct Checked {
+    caller: Caller,
+    /// Seconds since the epoch after which the token is refused (its `exp` plus the leeway).
+    until: u64,
+}
+
+/// Tokens remembered at most; beyond it expired ones are dropped, then all.
+const MAX_CHECKED: usize = 100_000;
 
 /// Where the keys come from.
 #[derive(Debug, Clone)]
@@ -77,6 +96,10 @@ pub struct Verifier {
     leeway: Duration,
     refetch_every: Duration,
     keys: RwLock<Keys>,
+    /// Tokens whose signature and claims were checked, by their SHA-256: an app sends the
+    /// same token with every call until it expires, and a signature check (ES256 or RS256)
+    /// costs a large share of a call's CPU. Forgotten whenever the keys are read again.
+    checked: Mutex<HashMap<[u8; 32], Checked>>,
 }
 
 fn parse_jwks(json: &str) -> Result<HashMap<String, (DecodingKey, Algorithm)>, String> {
@@ -157,6 +180,7 @@ impl Verifier {
                 by_kid,
                 fetched: Instant::now(),
             }),
+            checked: Mutex::default(),
         })
     }
 
@@ -181,11 +205,47 @@ impl Verifier {
                 fetched: Instant::now(),
             };
         }
+        // A key may have been withdrawn: check every token again.
+        self.checked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         Ok(())
     }
 
     /// Checks a bearer token and says who is calling.
     pub async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = unix_now();
+        if let Some(checked) = self
+            .checked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&digest)
+            && now <= checked.until
+        {
+            return Ok(checked.caller.clone());
+        }
+        let (caller, exp) = self.check(token).await?;
+        let mut checked = self.checked.lock().unwrap_or_else(PoisonError::into_inner);
+        if checked.len() >= MAX_CHECKED {
+            checked.retain(|_, c| now <= c.until);
+            if checked.len() >= MAX_CHECKED {
+                checked.clear();
+            }
+        }
+        checked.insert(
+            digest,
+            Checked {
+                caller: caller.clone(),
+                until: exp.saturating_add(self.leeway.as_secs()),
+            },
+        );
+        Ok(caller)
+    }
+
+    /// Checks signature and claims; the caller and the token's expiry.
+    async fn check(&self, token: &str) -> Result<(Caller, u64), AuthError> {
         let header =
             decode_header(token).map_err(|e| AuthError::Invalid(format!("malformed: {e}")))?;
         if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
@@ -226,9 +286,10 @@ impl Verifier {
         {
             return Err(AuthError::Invalid("subject is not a usable user id".into()));
         }
-        Ok(Caller {
+        let caller = Caller {
             user_id: claims.sub,
             scopes: claims.scope.split_whitespace().map(str::to_owned).collect(),
-        })
+        };
+        Ok((caller, claims.exp))
     }
 }
