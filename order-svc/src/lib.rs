@@ -173,6 +173,8 @@ pub async fn start_with(
         .open_database::<store::migration::Migrator>("order", &config.database, &tasks)
         .await?;
     let store = store::Store::new(db.clone(), outbox.clone());
+    let (replays, answering) = orders::Replays::start(store.clone(), ctx.shutdown.clone());
+    tasks.spawn(answering);
     let inventory = client::channel("inventory", &config.inventory_url, config.peer_timeout)?;
     let fulfillment = client::channel("fulfillment", &config.fulfillment_url, config.peer_timeout)?;
     let inventory = InventoryServiceClient::new(inventory);
@@ -190,6 +192,7 @@ pub async fn start_with(
         fulfillment: FulfillmentServiceClient::new(fulfillment),
         payments,
         gate,
+        replays,
         settings: orders::Settings {
             reservation_ttl: config.reservation_ttl,
             placement_deadline: config.placement_deadline,

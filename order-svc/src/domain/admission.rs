@@ -2,8 +2,9 @@
 //! units placements of this process already have under way. A crowd for a sold-out SKU is told
 //! so at once, without a placement each; a crowd for the last units queues behind the
 //! placements that may take them. The view may only be late, never early: it refuses only a
-//! SKU it knows to be at zero everywhere with nothing under way, and lets inventory answer
-//! whenever it is not sure.
+//! SKU it knows to be at zero everywhere (what inventory would answer at that moment, units
+//! reserved by placements under way included), and lets inventory answer whenever it is not
+//! sure.
 
 use oms_platform::error::PreconditionViolation;
 
@@ -42,13 +43,12 @@ pub fn decide(wants: &[Want<'_>]) -> Verdict {
         let Some(known) = want.known else {
             continue;
         };
-        if known - want.under_way >= want.units {
-            continue;
-        }
-        if want.under_way > 0 {
-            wait.get_or_insert_with(|| want.sku.to_owned());
-        } else if known <= 0 {
+        if known <= 0 {
             sold_out.push(want.sku.to_owned());
+        } else if known - want.under_way >= want.units {
+            continue;
+        } else if want.under_way > 0 {
+            wait.get_or_insert_with(|| want.sku.to_owned());
         }
         // Some left but fewer than wanted, nothing under way: inventory tells exactly what.
     }
@@ -100,10 +100,15 @@ mod tests {
     }
 
     #[test]
-    fn only_zero_with_nothing_under_way_is_sold_out() {
+    fn only_zero_is_sold_out_whatever_is_under_way() {
         assert_eq!(
             decide(&[want(Some(0), 0, 1)]),
             Verdict::SoldOut(vec!["CAP".into()])
+        );
+        assert_eq!(
+            decide(&[want(Some(0), 3, 1)]),
+            Verdict::SoldOut(vec!["CAP".into()]),
+            "the units under way are reserved already: inventory says the same"
         );
         assert_eq!(
             decide(&[want(Some(2), 0, 3)]),

@@ -6,11 +6,14 @@
 mod changes;
 mod placement;
 mod recovery;
+mod replays;
 mod returns;
 mod shipments;
+mod steps;
 mod stock_gate;
 
 pub use recovery::run as run_recovery;
+pub use replays::Replays;
 pub use shipments::ShipmentEvents;
 pub use stock_gate::{StockGate, watch_view};
 
@@ -58,6 +61,8 @@ pub struct Orders {
     pub payments: Arc<dyn PaymentProvider>,
     /// Sold-out carts stop here.
     pub gate: Arc<StockGate>,
+    /// Earlier placements of refused carts, looked up in batches.
+    pub replays: Replays,
     /// Configuration.
     pub settings: Settings,
 }

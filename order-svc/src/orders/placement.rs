@@ -23,7 +23,7 @@ use oms_proto::{
 };
 use sha2::{Digest, Sha256};
 
-use super::{FULFILLMENT, INVENTORY, Orders, move_to, payment_error, words};
+use super::{FULFILLMENT, INVENTORY, Orders, move_to, payment_error, steps::Steps, words};
 use crate::{
     domain::{
         Intake, OrderError,
@@ -53,14 +53,15 @@ impl Orders {
     pub async fn place(&self, intake: Intake) -> Result<pb::Order, OrderError> {
         let currency = validate::intake(&intake)?;
         let hash = request_hash(&intake);
+        let mut steps = Steps::start();
         // Sold out everywhere: refused before anything is written (unless this is the retry
         // of an order placed before it sold out).
         let _admitted = match self.gate.admit(&intake.lines).await {
             Ok(admitted) => admitted,
             Err(sold_out) => {
                 return match self
-                    .store
-                    .by_key(&intake.user_id, &intake.idempotency_key)
+                    .replays
+                    .find(&intake.user_id, &intake.idempotency_key)
                     .await?
                 {
                     Some(existing) => replay(existing, &hash),
@@ -68,6 +69,7 @@ impl Orders {
                 };
             }
         };
+        steps.done("admit");
         let lines = match self.price_lines(&intake, currency).await {
             Ok(lines) => lines,
             // A retry finds its order even if the price list changed since.
@@ -117,6 +119,7 @@ impl Orders {
             reservation_confirmed: false,
             request_hash: hash,
         };
+        steps.done("price");
         let Some(buyer) = self
             .store
             .insert_pending(&stored, &intake.idempotency_key)
@@ -133,14 +136,26 @@ impl Orders {
                 )),
             };
         };
+        steps.done("record");
         let mut held = Held::default();
-        match self
-            .saga(&mut stored, &intake, currency, &buyer, &mut held)
+        let placed = match self
+            .saga(
+                &mut stored,
+                &intake,
+                currency,
+                &buyer,
+                &mut held,
+                &mut steps,
+            )
             .await
         {
             Ok(()) => Ok(stored.order),
             Err(error) => Err(self.abandon(stored, held, error).await),
+        };
+        if let Ok(order) = &placed {
+            steps.finish(&order.order_id);
         }
+        placed
     }
 
     /// Our price list for every line, or the channel's price where it collected one.
@@ -185,6 +200,7 @@ impl Orders {
         currency: Currency,
         buyer: &BuyerFacts,
         held: &mut Held,
+        steps: &mut Steps,
     ) -> Result<(), OrderError> {
         let destination = stored.order.shipping_address.clone().unwrap_or_default();
         let total_of = |order: &pb::Order| {
@@ -204,6 +220,7 @@ impl Orders {
         eligibility::check(&facts, &self.settings.policy).map_err(OrderError::NotEligible)?;
 
         let plan = self.plan(&stored.order, intake).await?;
+        steps.done("plan");
         held.reserve_sent = true;
         let (plan, (reservation, levels)) = match self.reserve(&stored.order, &plan, "").await {
             Err(OrderError::Unfulfillable { .. }) => {
@@ -217,6 +234,7 @@ impl Orders {
         held.reservation_id = reservation.reservation_id.clone();
         stored.reservation_id = reservation.reservation_id;
         self.gate.learn(&levels);
+        steps.done("reserve");
         // Held until released: nothing to confirm with inventory later.
         stored.reservation_confirmed = true;
         let order = &mut stored.order;
@@ -235,6 +253,7 @@ impl Orders {
             .authorize(&order.order_id, total)
             .await
             .map_err(payment_error)?;
+        steps.done("authorize");
         held.authorized = true;
         order.payment = Some(payment);
         let (status, note) = match verdict {
@@ -252,7 +271,9 @@ impl Orders {
             .save_now(stored, |order| {
                 Ok(vec![events::status_changed(order, previous, &note)?])
             })
-            .await
+            .await?;
+        steps.done("confirm");
+        Ok(())
     }
 
     /// The plan of a valid quote (its prices honoured), or a fresh one.

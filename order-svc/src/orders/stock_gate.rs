@@ -148,16 +148,14 @@ impl StockGate {
     }
 
     /// Wakes as many waiting carts of `sku` as there are free units (each wants at least
-    /// one), or all of them once nothing is under way.
+    /// one), or all of them once it is sold out or nothing is under way.
     fn wake(&self, lines: &mut HashMap<String, Line>, sku: &str) {
         let Some(line) = lines.get_mut(sku) else {
             return;
         };
-        let free = self
-            .view
-            .available(sku)
-            .map_or(i64::MAX, |known| known - line.under_way);
-        let wake = if line.under_way <= 0 {
+        let known = self.view.available(sku);
+        let free = known.map_or(i64::MAX, |known| known - line.under_way);
+        let wake = if line.under_way <= 0 || known == Some(0) {
             line.waiting.len()
         } else {
             usize::try_from(free.max(0))

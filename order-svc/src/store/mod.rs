@@ -6,7 +6,10 @@ pub mod entities;
 pub mod migration;
 mod price_book;
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use chrono::{DateTime, Utc};
 use oms_platform::{
@@ -225,6 +228,29 @@ impl Store {
             .await?
             .map(decode)
             .transpose()
+    }
+
+    /// The orders placed with these (user, key) pairs, in one query.
+    pub async fn by_keys(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<HashMap<(String, String), StoredOrder>, OrderError> {
+        order::Entity::find()
+            .filter(
+                Expr::tuple([
+                    Expr::col(order::Column::UserId),
+                    Expr::col(order::Column::IdempotencyKey),
+                ])
+                .in_tuples(keys.iter().cloned()),
+            )
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| {
+                let key = (row.user_id.clone(), row.idempotency_key.clone());
+                decode(row).map(|stored| (key, stored))
+            })
+            .collect()
     }
 
     /// An order.
