@@ -11,7 +11,7 @@ pub struct TokenArgs {
     /// The user (token subject).
     #[arg(long, default_value = "dev-user")]
     user: String,
-    /// Space-separated scopes (orders:read, orders:write, ops).
+    /// Space-separated scopes (orders:read, orders:write, courier, ops).
     #[arg(long, default_value = "orders:read orders:write")]
     scopes: String,
     /// How long the token is valid.

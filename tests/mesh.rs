@@ -64,7 +64,10 @@ async fn a_phone_orders_follows_the_courier_and_returns_for_a_refund() {
         .collect();
     let accepted = operator
         .tracking
-        .report_positions(trk::ReportPositionsRequest { positions })
+        .report_positions(trk::ReportPositionsRequest {
+            positions,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();

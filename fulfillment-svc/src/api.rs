@@ -16,7 +16,7 @@ use rust_decimal::Decimal;
 use tonic::{Request, Response, Status};
 
 use crate::{
-    carrier_updates, dispatch,
+    carrier_updates, couriers, dispatch,
     domain::{
         FulfillmentError,
         tax::{self, DutyRate, GoodsLine, ShipmentValue, TaxRule, TaxTable},
@@ -358,6 +358,27 @@ impl FulfillmentService for FulfillmentApi {
             .map(|(shipment, _)| shipment)
             .collect();
         Ok(Response::new(pb::ListShipmentsResponse { shipments }))
+    }
+
+    async fn assign_courier(
+        &self,
+        request: Request<pb::AssignCourierRequest>,
+    ) -> Result<Response<pb::AssignCourierResponse>, Status> {
+        let request = request.into_inner();
+        let mut v = Violations::new();
+        v.id("shipment_id", &request.shipment_id);
+        v.id("courier_id", &request.courier_id);
+        v.into_result()?;
+        let shipment = couriers::assign(
+            &self.planner.store,
+            &request.shipment_id,
+            &request.courier_id,
+        )
+        .await
+        .map_err(status)?;
+        Ok(Response::new(pb::AssignCourierResponse {
+            shipment: Some(shipment),
+        }))
     }
 }
 

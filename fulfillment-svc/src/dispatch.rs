@@ -217,6 +217,7 @@ fn parcel(order: &Order, planned: &OrderShipment) -> (pb::Shipment, OrderShipmen
         return_id: String::new(),
         user_id: order.user_id.clone(),
         created_at: Some(now),
+        courier_id: String::new(),
     };
     (snapshot, planned.clone())
 }
@@ -344,6 +345,7 @@ pub async fn create_return(
         return_id: request.return_id.clone(),
         user_id: request.user_id.clone(),
         created_at: Some(now),
+        courier_id: String::new(),
     };
     let txn = store.begin().await?;
     store.create_shipments(&txn, &[&shipment]).await?;

@@ -6,7 +6,9 @@ use oms_platform::{
     events::envelope,
 };
 use oms_proto::{
-    events::v1::{CenterUpserted, Envelope, ShipmentStatusChanged, envelope::Payload},
+    events::v1::{
+        CenterUpserted, CourierAssigned, Envelope, ShipmentStatusChanged, envelope::Payload,
+    },
     fulfillment::v1::{FulfillmentCenter, Shipment, ShipmentStatus},
 };
 
@@ -39,6 +41,26 @@ pub fn shipment_changed(
         Payload::ShipmentStatusChanged(ShipmentStatusChanged {
             shipment: Some(shipment),
             previous_status: previous.into(),
+        }),
+    )
+}
+
+/// `oms.fulfillment.<shipment_id>.courier_assigned`, on the buyer's stream (tracking learns
+/// whose app may report the shipment's positions).
+pub fn courier_assigned(
+    shipment: Shipment,
+    previous_courier_id: String,
+) -> Result<Envelope, BusError> {
+    let id = shipment.shipment_id.clone();
+    let user = shipment.user_id.clone();
+    envelope(
+        Area::Fulfillment,
+        &id,
+        "courier_assigned",
+        &user,
+        Payload::CourierAssigned(CourierAssigned {
+            shipment: Some(shipment),
+            previous_courier_id,
         }),
     )
 }

@@ -11,6 +11,7 @@
 
 mod api;
 mod carrier_updates;
+mod couriers;
 mod dispatch;
 mod domain;
 mod events;

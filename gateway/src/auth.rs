@@ -28,8 +28,10 @@ fn unix_now() -> u64 {
 pub mod scope {
     /// Read one's own orders, quotes, stock, the live stream.
     pub const READ: &str = "orders:read";
-    /// Place, cancel, return, hold stock.
+    /// Place, cancel, return, hold stock; register devices, set notification preferences.
     pub const WRITE: &str = "orders:write";
+    /// A courier's app: report positions of the shipments assigned to the token's subject.
+    pub const COURIER: &str = "courier";
 }
 
 /// Who is calling.

@@ -564,7 +564,10 @@ pub async fn fanout(bench: FanoutBench) -> anyhow::Result<()> {
             .collect();
         operator
             .tracking
-            .report_positions(trk::ReportPositionsRequest { positions })
+            .report_positions(trk::ReportPositionsRequest {
+                positions,
+                ..Default::default()
+            })
             .await?;
         bar.inc(chunk.len() as u64);
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -735,7 +738,10 @@ pub async fn gps(bench: GpsBench) -> anyhow::Result<()> {
                 .collect();
             async move {
                 let answer = tracking
-                    .report_positions(trk::ReportPositionsRequest { positions })
+                    .report_positions(trk::ReportPositionsRequest {
+                        positions,
+                        ..Default::default()
+                    })
                     .await
                     .map_err(|s| s.to_string())?
                     .into_inner();

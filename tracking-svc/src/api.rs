@@ -5,16 +5,31 @@ use std::{pin::Pin, sync::Arc, time::Duration};
 use futures::{Stream, StreamExt};
 use oms_platform::error::{ApiError, Violations};
 use oms_proto::tracking::v1::{self as pb, tracking_service_server::TrackingService};
+use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
-    domain::{TrackingError, notify},
+    domain::{TrackingError, notify, positions},
     hub::Hub,
     ingest::{Ingest, Tally},
     live,
-    store::Store,
+    store::{Device, Store},
 };
+
+/// A BCP 47 tag in the shape apps send ("de", "de-DE", "zh-Hant-TW"): letters and digits in
+/// parts of 1 to 8, the first all letters.
+fn is_language_tag(tag: &str) -> bool {
+    tag.len() <= 35
+        && tag.split('-').enumerate().all(|(i, part)| {
+            (1..=8).contains(&part.len())
+                && if i == 0 {
+                    part.chars().all(|c| c.is_ascii_alphabetic())
+                } else {
+                    part.chars().all(|c| c.is_ascii_alphanumeric())
+                }
+        })
+}
 
 /// The response stream of `Subscribe`.
 type LiveStream =
@@ -59,6 +74,41 @@ fn respond(tally: Tally) -> (u32, u32, Vec<pb::PositionRejection>) {
     (tally.accepted, tally.duplicates, tally.rejections)
 }
 
+/// The courier a call reports for (`None`: a service or carrier feed, any shipment).
+fn courier_of(courier_id: &str) -> Result<Option<String>, Status> {
+    if courier_id.is_empty() {
+        return Ok(None);
+    }
+    let mut v = Violations::new();
+    v.id("courier_id", courier_id);
+    v.into_result()?;
+    Ok(Some(courier_id.to_owned()))
+}
+
+/// A courier's device ids live in the courier's own namespace, so one courier's app cannot
+/// pass for another's device (each device's fixes are checked against its previous one): the
+/// stored id is a digest of courier and device, which fits the column whatever their lengths.
+fn in_courier_namespace(
+    courier: Option<&str>,
+    mut reports: Vec<pb::PositionReport>,
+) -> Vec<pb::PositionReport> {
+    if let Some(courier) = courier {
+        // An invalid id is left as it is, to be refused with its reason.
+        for report in reports
+            .iter_mut()
+            .filter(|r| positions::is_id(&r.device_id))
+        {
+            let digest = Sha256::new()
+                .chain_update(courier.as_bytes())
+                .chain_update([0])
+                .chain_update(report.device_id.as_bytes())
+                .finalize();
+            report.device_id = format!("courier:{}", &hex::encode(digest)[..32]);
+        }
+    }
+    reports
+}
+
 #[tonic::async_trait]
 impl TrackingService for TrackingApi {
     async fn stream_positions(
@@ -69,16 +119,27 @@ impl TrackingService for TrackingApi {
         let mut feed = request.into_inner().ready_chunks(MAX_BATCH);
         let mut tally = Tally::default();
         let mut index = 0u32;
+        // Set by the first message; every later one must name the same courier.
+        let mut courier: Option<Option<String>> = None;
         while let Some(messages) = feed.next().await {
             // Runs of messages that carry a position go in together.
             let mut run = Vec::with_capacity(messages.len());
             let mut run_start = index;
             for message in messages {
-                match message?.position {
+                let message = message?;
+                let this = courier_of(&message.courier_id)?;
+                if *courier.get_or_insert_with(|| this.clone()) != this {
+                    return Err(ApiError::invalid("courier_id", "the same in every message").into());
+                }
+                match message.position {
                     Some(report) => run.push(report),
                     None => {
-                        self.ingest.take_all(run_start, &run, &mut tally).await?;
-                        run.clear();
+                        let who = courier.clone().flatten();
+                        let reports =
+                            in_courier_namespace(who.as_deref(), std::mem::take(&mut run));
+                        self.ingest
+                            .take_all(run_start, &reports, who.as_deref(), &mut tally)
+                            .await?;
                         tally.rejections.push(pb::PositionRejection {
                             index,
                             reason: "position: required".into(),
@@ -88,7 +149,11 @@ impl TrackingService for TrackingApi {
                 }
                 index = index.saturating_add(1);
             }
-            self.ingest.take_all(run_start, &run, &mut tally).await?;
+            let who = courier.clone().flatten();
+            let reports = in_courier_namespace(who.as_deref(), run);
+            self.ingest
+                .take_all(run_start, &reports, who.as_deref(), &mut tally)
+                .await?;
         }
         let (accepted, duplicates, rejections) = respond(tally);
         Ok(Response::new(pb::StreamPositionsResponse {
@@ -102,14 +167,18 @@ impl TrackingService for TrackingApi {
         &self,
         request: Request<pb::ReportPositionsRequest>,
     ) -> Result<Response<pb::ReportPositionsResponse>, Status> {
-        let positions = request.into_inner().positions;
-        if positions.is_empty() || positions.len() > MAX_BATCH {
+        let request = request.into_inner();
+        let courier = courier_of(&request.courier_id)?;
+        if request.positions.is_empty() || request.positions.len() > MAX_BATCH {
             return Err(
                 ApiError::invalid("positions", format!("1 to {MAX_BATCH} positions")).into(),
             );
         }
+        let positions = in_courier_namespace(courier.as_deref(), request.positions);
         let mut tally = Tally::default();
-        self.ingest.take_all(0, &positions, &mut tally).await?;
+        self.ingest
+            .take_all(0, &positions, courier.as_deref(), &mut tally)
+            .await?;
         let (accepted, duplicates, rejections) = respond(tally);
         Ok(Response::new(pb::ReportPositionsResponse {
             accepted,
@@ -208,11 +277,62 @@ impl TrackingService for TrackingApi {
         if pb::DevicePlatform::try_from(request.platform).is_err() || request.platform == 0 {
             v.add("platform", "IOS, ANDROID or WEB");
         }
+        if !request.locale.is_empty() && !is_language_tag(&request.locale) {
+            v.add("locale", "a BCP 47 language tag such as de-DE");
+        }
         v.into_result()?;
+        let device = Device {
+            token: request.device_token,
+            platform: request.platform,
+            locale: request.locale,
+        };
         self.store()
-            .register_device(&request.user_id, &request.device_token, request.platform)
+            .register_device(&request.user_id, &device)
             .await?;
         Ok(Response::new(pb::RegisterDeviceResponse {}))
+    }
+
+    async fn unregister_device(
+        &self,
+        request: Request<pb::UnregisterDeviceRequest>,
+    ) -> Result<Response<pb::UnregisterDeviceResponse>, Status> {
+        let request = request.into_inner();
+        let mut v = Violations::new();
+        v.id("user_id", &request.user_id);
+        v.text("device_token", &request.device_token, 512, true);
+        v.into_result()?;
+        let removed = self
+            .store()
+            .unregister_device(&request.user_id, &request.device_token)
+            .await?;
+        Ok(Response::new(pb::UnregisterDeviceResponse { removed }))
+    }
+
+    async fn get_order_tracking(
+        &self,
+        request: Request<pb::GetOrderTrackingRequest>,
+    ) -> Result<Response<pb::GetOrderTrackingResponse>, Status> {
+        let request = request.into_inner();
+        let mut v = Violations::new();
+        v.id("order_id", &request.order_id);
+        v.into_result()?;
+        let (timeline_owner, timeline) = self.store().timeline(&request.order_id).await?;
+        let (shipments_owner, shipments) = self.store().order_shipments(&request.order_id).await?;
+        let owner = if timeline_owner.is_empty() {
+            shipments_owner
+        } else {
+            timeline_owner
+        };
+        if owner.is_empty() || (!request.user_id.is_empty() && owner != request.user_id) {
+            return Err(
+                ApiError::NotFound(format!("tracking of order {}", request.order_id)).into(),
+            );
+        }
+        Ok(Response::new(pb::GetOrderTrackingResponse {
+            order_id: request.order_id,
+            timeline,
+            shipments,
+        }))
     }
 
     type SubscribeStream = LiveStream;

@@ -1,6 +1,7 @@
 //! What tracking consumes (durable JetStream consumers, each event applied once): order status
 //! changes become timeline entries, stream items, in-app alerts and queued pushes; shipment
-//! events keep the shipment registry (owner, destination, promised window) positions need.
+//! events and courier assignments keep the shipment registry (owner, destination, promised
+//! window, courier) positions need.
 //! A batch of events is applied with one statement per kind of row (`domain::effects`).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -51,6 +52,18 @@ fn happening(event: &Envelope) -> Result<Option<Happening>, HandlerError> {
                 ));
             };
             Ok(Some(Happening::Shipment {
+                event_id: event.event_id.clone(),
+                at: event.occurred_at,
+                shipment: Box::new(shipment.clone()),
+            }))
+        }
+        Some(Payload::CourierAssigned(assigned)) => {
+            let Some(shipment) = &assigned.shipment else {
+                return Err(HandlerError::Reject(
+                    "courier assignment without the shipment".into(),
+                ));
+            };
+            Ok(Some(Happening::Courier {
                 event_id: event.event_id.clone(),
                 at: event.occurred_at,
                 shipment: Box::new(shipment.clone()),

@@ -64,11 +64,14 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// Takes the reports of one call, numbered from `first_index` in the tally.
+    /// Takes the reports of one call, numbered from `first_index` in the tally. With a
+    /// `courier`, every report must be of a shipment assigned to that courier, or nothing is
+    /// taken and the call fails as if the shipment did not exist.
     pub async fn take_all(
         &self,
         first_index: u32,
         reports: &[PositionReport],
+        courier: Option<&str>,
         tally: &mut Tally,
     ) -> Result<(), TrackingError> {
         if reports.is_empty() {
@@ -80,6 +83,16 @@ impl Ingest {
             .store
             .shipments_by_id(&self.store.db, &shipment_ids)
             .await?;
+        if let Some(courier) = courier {
+            for report in reports {
+                let assigned = shipments
+                    .get(&report.shipment_id)
+                    .is_some_and(|shipment| shipment.courier_id == courier);
+                if !assigned {
+                    return Err(TrackingError::UnknownShipment(report.shipment_id.clone()));
+                }
+            }
+        }
         let mut previous = self.store.last_fixes(&self.store.db, &devices).await?;
         let now = Utc::now();
         let mut accepted: Vec<NewFix> = Vec::with_capacity(reports.len());

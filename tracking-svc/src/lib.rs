@@ -105,8 +105,12 @@ pub async fn start(config: Config, ctx: ServiceContext) -> Result<RunningService
     // Order and shipment events feed one handler, applied in the same batches.
     let orders = ConsumerSpec::durable(Area::Order, "tracking-orders")
         .with_filter("oms.order.*.status_changed");
-    let shipments = ConsumerSpec::durable(Area::Fulfillment, "tracking-shipments")
-        .with_filter("oms.fulfillment.*.shipment_status_changed");
+    // Shipment moves and courier assignments come through one consumer, so they are applied
+    // in the order fulfillment made them. (It replaced "tracking-shipments", which took
+    // shipment moves only: JetStream keeps an existing consumer's filter. A deployment that
+    // had it replays the fulfillment stream once; every effect of a shipment event is keyed
+    // by the event or converges on the latest state, so that changes nothing.)
+    let shipments = ConsumerSpec::durable(Area::Fulfillment, "tracking-fulfillment");
     let handler = Arc::new(consumers::TrackingEvents {
         store: store.clone(),
     });

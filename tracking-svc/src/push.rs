@@ -16,7 +16,19 @@ use hyper_util::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{Store, entities::notification};
+use oms_proto::tracking::v1::DevicePlatform;
+
+use crate::store::{Device, Store, entities::notification};
+
+/// How a relay names the push service: "ios" (APNs), "android" (FCM), "web" (web push).
+fn platform_name(platform: i32) -> &'static str {
+    match DevicePlatform::try_from(platform) {
+        Ok(DevicePlatform::Ios) => "ios",
+        Ok(DevicePlatform::Android) => "android",
+        Ok(DevicePlatform::Web) => "web",
+        _ => "unknown",
+    }
+}
 
 /// One push to one user's devices.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,8 +37,8 @@ pub struct Push {
     pub notification_id: String,
     /// The buyer.
     pub user_id: String,
-    /// (token, platform) of each device.
-    pub devices: Vec<(String, i32)>,
+    /// The user's devices.
+    pub devices: Vec<Device>,
     /// Headline.
     pub title: String,
     /// Text.
@@ -86,7 +98,11 @@ impl PushSender for WebhookSender {
         let body = serde_json::json!({
             "notification_id": push.notification_id,
             "user_id": push.user_id,
-            "devices": push.devices.iter().map(|(token, platform)| serde_json::json!({"token": token, "platform": platform})).collect::<Vec<_>>(),
+            "devices": push.devices.iter().map(|device| serde_json::json!({
+                "token": device.token,
+                "platform": platform_name(device.platform),
+                "locale": device.locale,
+            })).collect::<Vec<_>>(),
             "title": push.title,
             "body": push.body,
             "order_id": push.order_id,

@@ -44,6 +44,7 @@ async fn a_position_feed_moves_the_eta_and_fires_arriving() {
                 report("van-1", "s1", 52.475, 400),
                 report("van-1", "s1", 52.484, 300),
             ],
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -79,6 +80,7 @@ async fn a_position_feed_moves_the_eta_and_fires_arriving() {
     let feed = futures::stream::iter([closer.clone(), closer, report("van-1", "s1", 52.5185, 100)])
         .map(|position| pb::StreamPositionsRequest {
             position: Some(position),
+            ..Default::default()
         });
     let streamed = mesh
         .tracking
@@ -139,6 +141,7 @@ async fn a_position_feed_moves_the_eta_and_fires_arriving() {
                 report("van-2", "nope", 52.5, 0),
                 report("van-1", "s1", 52.5, 1000),
             ],
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -331,6 +334,7 @@ async fn a_slow_consumer_gets_conflated_positions_but_every_status_change() {
             .tracking
             .report_positions(pb::ReportPositionsRequest {
                 positions: chunk.to_vec(),
+                ..Default::default()
             })
             .await
             .unwrap()

@@ -76,6 +76,7 @@ async fn register(mesh: &mut Mesh, user: &str) {
             user_id: user.into(),
             device_token: format!("apns-{user}"),
             platform: pb::DevicePlatform::Ios.into(),
+            locale: "de-DE".into(),
         })
         .await
         .unwrap();
@@ -110,6 +111,8 @@ async fn one_push_per_status_change_retried_until_the_receiver_takes_it() {
     let body = &requests[2].1;
     assert_eq!(body["title"], "Order confirmed");
     assert_eq!(body["devices"][0]["token"], "apns-ada");
+    assert_eq!(body["devices"][0]["platform"], "ios");
+    assert_eq!(body["devices"][0]["locale"], "de-DE");
 
     // The same event twice (a redelivery) is one status change: one push.
     let shipped = status_event("ada", "o1", 2, OrderStatus::Shipped);

@@ -163,6 +163,9 @@ pub enum FulfillmentError {
     /// A concurrent change kept winning; the caller may retry.
     #[error("{0}")]
     Conflict(String),
+    /// The shipment is delivered, cancelled or a return: no courier can take it.
+    #[error("shipment {0} cannot take a courier: {1}")]
+    NotDispatchable(String, String),
     /// Stored data does not decode.
     #[error("stored data: {0}")]
     Corrupt(String),
@@ -214,6 +217,14 @@ impl From<FulfillmentError> for ApiError {
                 _ => ApiError::Unavailable(format!("inventory-svc: {}", status.message())),
             },
             FulfillmentError::Conflict(message) => ApiError::Aborted(message),
+            error @ FulfillmentError::NotDispatchable(..) => ApiError::FailedPrecondition {
+                message: error.to_string(),
+                violations: vec![PreconditionViolation {
+                    kind: "NOT_DISPATCHABLE".into(),
+                    subject: "shipment_id".into(),
+                    description: error.to_string(),
+                }],
+            },
             FulfillmentError::Db(db) if oms_platform::db::is_unique_violation(&db) => {
                 ApiError::Aborted("a concurrent request changed the same data; retry".into())
             }

@@ -4,6 +4,7 @@ import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { MobileOrderService } from "./gen/oms/mobile/v1/mobile_pb.js";
 import { OrderStatus } from "./gen/oms/order/v1/order_pb.js";
+import { DevicePlatform } from "./gen/oms/tracking/v1/tracking_pb.js";
 
 export interface ExampleOptions {
   /** The gateway, e.g. "http://127.0.0.1:50051". */
@@ -16,12 +17,16 @@ export interface ExampleOptions {
   address: { countryCode: string; region: string; lat: number; lng: number };
   /** Progress lines for the console. */
   log?: (line: string) => void;
+  /** This install's push token (APNs, FCM or a web push endpoint); registered when given. */
+  pushToken?: string;
 }
 
 export interface ExampleResult {
   orderId: string;
   placedStatus: string;
   streamedStatuses: string[];
+  /** The order's history as GetOrderTracking returns it after a restart (statuses). */
+  trackedStatuses: string[];
 }
 
 /** Adds the bearer token to every call. */
@@ -58,6 +63,15 @@ export async function runExample(options: ExampleOptions): Promise<ExampleResult
     }
   })();
 
+  // Pushes for this install, only for the statuses worth a notification.
+  if (options.pushToken) {
+    await client.registerDevice({ deviceToken: options.pushToken, platform: DevicePlatform.WEB, locale: (globalThis as { navigator?: { language?: string } }).navigator?.language ?? "" });
+    await client.setNotificationPreferences({
+      preferences: { pushEnabled: true, inAppEnabled: true, pushStatuses: [OrderStatus.SHIPPED, OrderStatus.DELIVERED] },
+    });
+    log(`registered this install for pushes on shipping and delivery`);
+  }
+
   // Give the stream a moment to open, then order.
   await new Promise((resolve) => setTimeout(resolve, 300));
   const placed = await client.placeOrder({
@@ -84,5 +98,11 @@ export async function runExample(options: ExampleOptions): Promise<ExampleResult
   await Promise.race([seen, timeout]);
   abort.abort();
   await following;
-  return { orderId, placedStatus, streamedStatuses: updates.get(orderId) ?? [] };
+
+  // What an app restarted later reads instead of the stream: the order's whole history
+  // (status timeline, each parcel's breadcrumb track and ETA).
+  const tracking = await client.getOrderTracking({ orderId });
+  const trackedStatuses = tracking.timeline.filter((entry) => entry.status !== OrderStatus.UNSPECIFIED).map((entry) => OrderStatus[entry.status]);
+  log(`tracking: ${tracking.timeline.length} timeline entries, ${tracking.shipments.length} shipment(s)`);
+  return { orderId, placedStatus, streamedStatuses: updates.get(orderId) ?? [], trackedStatuses };
 }

@@ -6,6 +6,7 @@ const result = await runExample({
   token: process.env.OMS_TOKEN ?? "",
   sku: process.env.OMS_SKU ?? "TEE",
   address: { countryCode: "DE", region: "DE-BE", lat: 52.517, lng: 13.389 },
+  pushToken: "sdk-example-install",
   log: (line) => console.error(line),
 });
 console.log(JSON.stringify(result));

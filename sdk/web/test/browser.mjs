@@ -18,6 +18,7 @@ try {
       token: process.env.OMS_TOKEN ?? "",
       sku: process.env.OMS_SKU ?? "TEE",
       address: { countryCode: "DE", region: "DE-BE", lat: 52.517, lng: 13.389 },
+      pushToken: "sdk-example-browser",
     },
   );
   console.log(JSON.stringify(result));

@@ -46,6 +46,15 @@ pub enum Happening {
         /// The shipment as it is now.
         shipment: Box<ful::Shipment>,
     },
+    /// Dispatch gave a shipment to a courier (fulfillment's event).
+    Courier {
+        /// The event.
+        event_id: String,
+        /// When it happened.
+        at: Option<Timestamp>,
+        /// The shipment as it is now, its courier included.
+        shipment: Box<ful::Shipment>,
+    },
     /// Something to tell the buyer in the app and, if they want it, by push.
     Alert {
         /// Names the alert and its push, so telling twice stores one.
@@ -104,6 +113,30 @@ pub struct Effects {
     pub feed: Vec<(String, LiveUpdate)>,
     /// Pushes to queue.
     pub pushes: Vec<Push>,
+}
+
+impl Effects {
+    /// A shipment's step: an entry on its order's timeline, and the shipment as it is now.
+    fn shipment_step(
+        &mut self,
+        event_id: &str,
+        at: Option<Timestamp>,
+        shipment: &ful::Shipment,
+        step: &str,
+    ) {
+        self.timeline.push(TimelineRow {
+            event_id: event_id.to_owned(),
+            user_id: shipment.user_id.clone(),
+            order_id: shipment.order_id.clone(),
+            entry: TimelineEntry {
+                status: OrderStatus::Unspecified.into(),
+                at,
+                note: format!("shipment {} {step}", shipment.shipment_id),
+            },
+        });
+        self.shipments
+            .insert(shipment.shipment_id.clone(), shipment.clone());
+    }
 }
 
 /// The alert an order status is worth, if any.
@@ -235,30 +268,19 @@ pub fn effects(
                 at,
                 shipment,
             } => {
-                let note = format!(
-                    "shipment {} {}",
-                    shipment.shipment_id,
-                    shipment
-                        .status()
-                        .as_str_name()
-                        .trim_start_matches("SHIPMENT_STATUS_")
-                        .replace('_', " ")
-                        .to_lowercase()
-                );
-                effects.timeline.push(TimelineRow {
-                    event_id: event_id.clone(),
-                    user_id: shipment.user_id.clone(),
-                    order_id: shipment.order_id.clone(),
-                    entry: TimelineEntry {
-                        status: OrderStatus::Unspecified.into(),
-                        at: *at,
-                        note,
-                    },
-                });
-                effects
-                    .shipments
-                    .insert(shipment.shipment_id.clone(), (**shipment).clone());
+                let step = shipment
+                    .status()
+                    .as_str_name()
+                    .trim_start_matches("SHIPMENT_STATUS_")
+                    .replace('_', " ")
+                    .to_lowercase();
+                effects.shipment_step(event_id, *at, shipment, &step);
             }
+            Happening::Courier {
+                event_id,
+                at,
+                shipment,
+            } => effects.shipment_step(event_id, *at, shipment, "is with a courier"),
             Happening::Alert {
                 key,
                 user_id,

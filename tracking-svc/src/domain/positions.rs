@@ -35,7 +35,8 @@ pub enum Verdict {
     Duplicate,
 }
 
-fn is_id(value: &str) -> bool {
+/// A device or shipment id as positions carry them.
+pub fn is_id(value: &str) -> bool {
     !value.is_empty() && value.len() <= MAX_ID_LEN && oms_platform::bus::is_subject_token(value)
 }
 

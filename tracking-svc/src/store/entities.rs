@@ -17,6 +17,8 @@ pub mod shipment {
         pub window_end: Option<DateTimeUtc>,
         pub status: i32,
         pub updated_at: DateTimeUtc,
+        /// The courier dispatch assigned ("" for none).
+        pub courier_id: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -158,6 +160,8 @@ pub mod device {
         pub user_id: String,
         pub platform: i32,
         pub updated_at: DateTimeUtc,
+        /// BCP 47 language of its pushes ("" for the relay's default).
+        pub locale: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
             Box::new(PlatformTables),
             Box::new(TrackingTables),
             Box::new(OutboxProgress),
+            Box::new(CouriersAndLocales),
         ]
     }
 
@@ -40,6 +41,7 @@ enum Shipments {
     WindowEnd,
     Status,
     UpdatedAt,
+    CourierId,
 }
 
 #[derive(DeriveIden)]
@@ -103,6 +105,7 @@ enum Devices {
     UserId,
     Platform,
     UpdatedAt,
+    Locale,
 }
 
 #[derive(DeriveIden)]
@@ -319,5 +322,37 @@ impl MigrationTrait for TrackingTables {
             ],
         )
         .await
+    }
+}
+
+/// The courier a shipment is assigned to (only that courier's app may report its positions),
+/// and the language each device's pushes should use.
+struct CouriersAndLocales;
+
+impl MigrationName for CouriersAndLocales {
+    fn name(&self) -> &str {
+        "m0003_couriers_and_locales"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CouriersAndLocales {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Shipments::Table)
+                    .add_column(string_len(Shipments::CourierId, 64).default(""))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Devices::Table)
+                    .add_column(string_len(Devices::Locale, 35).default(""))
+                    .to_owned(),
+            )
+            .await
     }
 }

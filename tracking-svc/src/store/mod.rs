@@ -3,6 +3,7 @@
 
 pub mod entities;
 pub mod migration;
+mod order_tracking;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -42,6 +43,17 @@ pub struct NewFix {
     pub shipment_id: String,
     /// Where and when.
     pub fix: Fix,
+}
+
+/// A device that receives a user's pushes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// The APNs/FCM token or web push endpoint.
+    pub token: String,
+    /// `tracking.v1.DevicePlatform`.
+    pub platform: i32,
+    /// BCP 47 language tag ("" for the relay's default).
+    pub locale: String,
 }
 
 /// The tracking database.
@@ -84,6 +96,7 @@ impl Store {
                     window_end: Set(window.and_then(|w| w.end.as_ref()).and_then(from_timestamp)),
                     status: Set(shipment.status),
                     updated_at: Set(now),
+                    courier_id: Set(shipment.courier_id.clone()),
                 }
             })
             .collect();
@@ -93,7 +106,11 @@ impl Store {
         shipment::Entity::insert_many(rows)
             .on_conflict(
                 OnConflict::column(shipment::Column::ShipmentId)
-                    .update_columns([shipment::Column::Status, shipment::Column::UpdatedAt])
+                    .update_columns([
+                        shipment::Column::Status,
+                        shipment::Column::UpdatedAt,
+                        shipment::Column::CourierId,
+                    ])
                     .to_owned(),
             )
             .exec_without_returning(conn)
@@ -547,18 +564,19 @@ impl Store {
         Ok(())
     }
 
-    /// Registers (or moves) a device.
+    /// Registers a device, or moves it to `user_id` (an install signed in to another account
+    /// gets that account's pushes from now on).
     pub async fn register_device(
         &self,
         user_id: &str,
-        token: &str,
-        platform: i32,
+        device: &Device,
     ) -> Result<(), TrackingError> {
         let row = device::ActiveModel {
-            device_token: Set(token.to_owned()),
+            device_token: Set(device.token.clone()),
             user_id: Set(user_id.to_owned()),
-            platform: Set(platform),
+            platform: Set(device.platform),
             updated_at: Set(Utc::now()),
+            locale: Set(device.locale.clone()),
         };
         device::Entity::insert(row)
             .on_conflict(
@@ -567,6 +585,7 @@ impl Store {
                         device::Column::UserId,
                         device::Column::Platform,
                         device::Column::UpdatedAt,
+                        device::Column::Locale,
                     ])
                     .to_owned(),
             )
@@ -575,19 +594,37 @@ impl Store {
         Ok(())
     }
 
-    /// A user's devices: (token, platform).
+    /// Forgets a device if it is `user_id`'s; true when it was.
+    pub async fn unregister_device(
+        &self,
+        user_id: &str,
+        token: &str,
+    ) -> Result<bool, TrackingError> {
+        let deleted = device::Entity::delete_many()
+            .filter(device::Column::DeviceToken.eq(token))
+            .filter(device::Column::UserId.eq(user_id))
+            .exec(&self.db)
+            .await?;
+        Ok(deleted.rows_affected == 1)
+    }
+
+    /// A user's devices.
     pub async fn devices<C: ConnectionTrait>(
         &self,
         conn: &C,
         user_id: &str,
-    ) -> Result<Vec<(String, i32)>, TrackingError> {
+    ) -> Result<Vec<Device>, TrackingError> {
         let rows = device::Entity::find()
             .filter(device::Column::UserId.eq(user_id))
             .all(conn)
             .await?;
         Ok(rows
             .into_iter()
-            .map(|r| (r.device_token, r.platform))
+            .map(|r| Device {
+                token: r.device_token,
+                platform: r.platform,
+                locale: r.locale,
+            })
             .collect())
     }
 
