@@ -125,6 +125,8 @@ async fn start_all(args: &DevArgs, ctx: &ServiceContext) -> anyhow::Result<Vec<R
     );
     order.inventory_url = url(oms_inventory_svc::DEFAULT_PORT);
     order.fulfillment_url = url(oms_fulfillment_svc::DEFAULT_PORT);
+    // Development: passkeys for pages on any localhost port (the gateway's, a dev server's).
+    order.passkey_any_port = true;
     running.push(oms_order_svc::start(order, ctx.clone()).await?);
 
     let mut gateway: oms_gateway::Config = defaults()?;

@@ -79,6 +79,9 @@ fn mobile_intake(request: pb::PlaceOrderRequest) -> Intake {
     }
 }
 
+/// Largest WebAuthn JSON accepted (attestations with certificate chains run to a few KB).
+const MAX_WEBAUTHN_JSON: usize = 64 * 1024;
+
 #[tonic::async_trait]
 impl OrderService for OrderApi {
     async fn place_order(
@@ -236,12 +239,99 @@ impl OrderService for OrderApi {
         let request = request.into_inner();
         let mut v = Violations::new();
         v.id("order_id", &request.order_id);
-        v.text("verification_token", &request.verification_token, 512, true);
+        v.text(
+            "assertion_json",
+            &request.assertion_json,
+            MAX_WEBAUTHN_JSON,
+            true,
+        );
         v.into_result()?;
         let order = self.orders.verify(request).await?;
         Ok(Response::new(pb::VerifyOrderResponse {
             order: Some(order),
         }))
+    }
+
+    async fn begin_order_verification(
+        &self,
+        request: Request<pb::BeginOrderVerificationRequest>,
+    ) -> Result<Response<pb::BeginOrderVerificationResponse>, Status> {
+        let request = request.into_inner();
+        let mut v = Violations::new();
+        v.id("order_id", &request.order_id);
+        v.into_result()?;
+        Ok(Response::new(
+            self.orders
+                .begin_verification(&request.order_id, &request.user_id)
+                .await?,
+        ))
+    }
+
+    async fn begin_passkey_registration(
+        &self,
+        request: Request<pb::BeginPasskeyRegistrationRequest>,
+    ) -> Result<Response<pb::BeginPasskeyRegistrationResponse>, Status> {
+        let request = request.into_inner();
+        let mut v = Violations::new();
+        v.id("user_id", &request.user_id);
+        v.text("display_name", &request.display_name, 100, false);
+        v.into_result()?;
+        Ok(Response::new(
+            self.orders
+                .passkeys
+                .begin_registration(&request.user_id, &request.display_name)
+                .await?,
+        ))
+    }
+
+    async fn finish_passkey_registration(
+        &self,
+        request: Request<pb::FinishPasskeyRegistrationRequest>,
+    ) -> Result<Response<pb::FinishPasskeyRegistrationResponse>, Status> {
+        let request = request.into_inner();
+        let mut v = Violations::new();
+        v.id("user_id", &request.user_id);
+        v.id("registration_id", &request.registration_id);
+        v.text(
+            "credential_json",
+            &request.credential_json,
+            MAX_WEBAUTHN_JSON,
+            true,
+        );
+        v.into_result()?;
+        let passkey = self.orders.passkeys.finish_registration(&request).await?;
+        Ok(Response::new(pb::FinishPasskeyRegistrationResponse {
+            passkey: Some(passkey),
+        }))
+    }
+
+    async fn list_passkeys(
+        &self,
+        request: Request<pb::ListPasskeysRequest>,
+    ) -> Result<Response<pb::ListPasskeysResponse>, Status> {
+        let user_id = request.into_inner().user_id;
+        let mut v = Violations::new();
+        v.id("user_id", &user_id);
+        v.into_result()?;
+        let passkeys = self.orders.passkeys.list(&user_id).await?;
+        Ok(Response::new(pb::ListPasskeysResponse { passkeys }))
+    }
+
+    async fn remove_passkey(
+        &self,
+        request: Request<pb::RemovePasskeyRequest>,
+    ) -> Result<Response<pb::RemovePasskeyResponse>, Status> {
+        let request = request.into_inner();
+        let mut v = Violations::new();
+        v.id("user_id", &request.user_id);
+        v.text("credential_id", &request.credential_id, 2048, true);
+        v.into_result()?;
+        let removed = self
+            .orders
+            .passkeys
+            .remove(&request.user_id, &request.credential_id)
+            .await?;
+        Ok(Response::new(pb::RemovePasskeyResponse { removed }))
     }
 
     async fn list_rejected_intakes(

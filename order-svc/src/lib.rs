@@ -16,6 +16,7 @@ mod api;
 mod domain;
 mod events;
 mod orders;
+mod passkeys;
 pub mod payment;
 mod store;
 
@@ -39,7 +40,6 @@ use rust_decimal::Decimal;
 use tokio_util::task::TaskTracker;
 use tonic::service::Routes;
 
-pub use domain::step_up::sign as sign_step_up;
 use payment::{LedgerProvider, PaymentProvider};
 
 /// The port the service listens on unless configured otherwise.
@@ -82,13 +82,38 @@ pub struct Config {
     /// Refund shipping too when a return brings everything back.
     #[arg(long = "refund-shipping-on-full-return", env = "OMS_REFUND_SHIPPING_ON_FULL_RETURN", default_value_t = true, action = clap::ArgAction::Set)]
     pub refund_shipping_on_full_return: bool,
-    /// Key of the identity provider's step-up assertions (VerifyOrder); unset refuses them.
+    /// The WebAuthn relying party id: the domain buyers' passkeys are bound to (the web shop's
+    /// domain; the iOS app's associated domain).
     #[arg(
-        long = "step-up-secret",
-        env = "OMS_STEP_UP_SECRET",
-        hide_env_values = true
+        long = "passkey-rp-id",
+        env = "OMS_PASSKEY_RP_ID",
+        default_value = "localhost"
     )]
-    pub step_up_secret: Option<String>,
+    pub passkey_rp_id: String,
+    /// Origins passkey answers may come from, comma-separated: the first a web origin on the
+    /// RP id (https://shop.example), then more web origins or Android apps
+    /// (android:apk-key-hash:<base64url SHA-256 of the app's signing certificate>).
+    #[arg(
+        long = "passkey-origins",
+        env = "OMS_PASSKEY_ORIGINS",
+        value_delimiter = ',',
+        default_value = "http://localhost:8080"
+    )]
+    pub passkey_origins: Vec<String>,
+    /// Accept those origins on any port (development: pages on changing localhost ports).
+    #[arg(long = "passkey-any-port", env = "OMS_PASSKEY_ANY_PORT", default_value_t = false, action = clap::ArgAction::Set)]
+    pub passkey_any_port: bool,
+    /// How long a passkey challenge (enrolment or order verification) may be answered.
+    #[arg(long = "verification-challenge-ttl", env = "OMS_VERIFICATION_CHALLENGE_TTL", default_value = "5m", value_parser = parse_duration)]
+    pub verification_challenge_ttl: Duration,
+    /// Failed passkey answers a held order survives before it is rejected and its stock
+    /// released.
+    #[arg(
+        long = "verification-attempts",
+        env = "OMS_VERIFICATION_ATTEMPTS",
+        default_value_t = 3
+    )]
+    pub verification_attempts: u32,
     /// Open orders a customer may have unless their record says otherwise.
     #[arg(
         long = "max-open-orders",
@@ -186,6 +211,17 @@ pub async fn start_with(
     ));
     let gate = orders::StockGate::new(view, inventory.clone(), config.peer_timeout);
     tasks.spawn(orders::watch_view(gate.clone(), ctx.shutdown.clone()));
+    let passkeys = passkeys::Passkeys::new(
+        store.clone(),
+        passkeys::PasskeySettings {
+            rp_id: config.passkey_rp_id.trim().to_owned(),
+            origins: config.passkey_origins.clone(),
+            any_port: config.passkey_any_port,
+            challenge_ttl: config.verification_challenge_ttl,
+            max_attempts: config.verification_attempts.max(1),
+        },
+    )
+    .map_err(StartError::Config)?;
     let orders = Arc::new(orders::Orders {
         store,
         inventory,
@@ -193,15 +229,11 @@ pub async fn start_with(
         payments,
         gate,
         replays,
+        passkeys,
         settings: orders::Settings {
             reservation_ttl: config.reservation_ttl,
             placement_deadline: config.placement_deadline,
             refund_shipping_on_full_return: config.refund_shipping_on_full_return,
-            step_up_secret: config
-                .step_up_secret
-                .clone()
-                .filter(|s| !s.is_empty())
-                .map(String::into_bytes),
             policy: domain::eligibility::Policy {
                 default_max_open_orders: config.max_open_orders,
                 blocked_destinations: config

@@ -676,35 +676,29 @@ async fn high_value_orders_wait_for_the_step_up() {
         (3, 1),
         "stock is held meanwhile"
     );
-    let verify = |token: String, key: &str| pb::VerifyOrderRequest {
-        order_id: held.order_id.clone(),
-        user_id: "ada".into(),
-        verification_token: token,
-        idempotency_key: key.into(),
-    };
-    let expires = chrono::Utc::now().timestamp() + 300;
-    let forged = oms_order_svc::sign_step_up(b"wrong secret", &held.order_id, "ada", expires);
-    assert_eq!(
-        mesh.orders
-            .verify_order(verify(forged, "v1"))
-            .await
-            .unwrap_err()
-            .code(),
-        Code::PermissionDenied
-    );
-    let token =
-        oms_order_svc::sign_step_up(STEP_UP_SECRET.as_bytes(), &held.order_id, "ada", expires);
-    let confirmed = mesh
+    // The biometric answer itself is tests/passkeys.rs's; here: an answer is required, and a
+    // buyer without a passkey is told to enrol one.
+    let unanswered = mesh
         .orders
-        .verify_order(verify(token, "v2"))
+        .verify_order(pb::VerifyOrderRequest {
+            order_id: held.order_id.clone(),
+            user_id: "ada".into(),
+            idempotency_key: "v1".into(),
+            assertion_json: String::new(),
+        })
         .await
-        .unwrap()
-        .into_inner()
-        .order
-        .unwrap();
-    assert_eq!(confirmed.status(), OrderStatus::Confirmed);
-    assert!(confirmed.status_reason.is_empty());
-    wait_for_dispatch(&mut mesh, &held.order_id, 1).await;
+        .unwrap_err();
+    assert_eq!(unanswered.code(), Code::InvalidArgument);
+    let enrol = mesh
+        .orders
+        .begin_order_verification(pb::BeginOrderVerificationRequest {
+            order_id: held.order_id.clone(),
+            user_id: "ada".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(enrol.code(), Code::FailedPrecondition);
+    assert!(enrol.message().contains("passkey"), "{}", enrol.message());
     stop(mesh).await;
 }
 

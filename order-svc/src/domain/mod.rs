@@ -6,8 +6,8 @@ pub mod channels;
 pub mod eligibility;
 pub mod lifecycle;
 pub mod money;
-pub mod step_up;
 pub mod validate;
+pub mod verification;
 
 use oms_platform::{
     error::{ApiError, PreconditionViolation},
@@ -79,9 +79,12 @@ pub enum OrderError {
         /// What fell short (lines out of stock, centers that cannot make the window).
         violations: Vec<PreconditionViolation>,
     },
-    /// The caller may not do this (a step-up token that does not verify).
+    /// The caller may not do this (a passkey answer that does not verify).
     #[error("{0}")]
     Forbidden(String),
+    /// A high-value order needs a passkey the buyer has not enrolled.
+    #[error("{0}")]
+    PasskeyRequired(String),
     /// The payment provider refused.
     #[error("payment declined: {0}")]
     PaymentDeclined(String),
@@ -167,6 +170,14 @@ impl From<OrderError> for ApiError {
                 violations,
             },
             OrderError::Forbidden(message) => ApiError::PermissionDenied(message),
+            OrderError::PasskeyRequired(message) => ApiError::FailedPrecondition {
+                violations: vec![PreconditionViolation {
+                    kind: "PASSKEY_REQUIRED".into(),
+                    subject: "passkeys".into(),
+                    description: message.clone(),
+                }],
+                message,
+            },
             OrderError::PaymentDeclined(reason) => ApiError::FailedPrecondition {
                 message: format!("payment declined: {reason}"),
                 violations: Vec::new(),

@@ -1,6 +1,5 @@
 //! Cancellation (whole orders, or units not yet shipped) and the high-value step-up.
 
-use chrono::Utc;
 use oms_platform::{
     error::ApiError,
     idempotency::{IdempotentCall, check_key},
@@ -13,8 +12,12 @@ use oms_proto::{
 
 use super::{INVENTORY, Orders, move_to, with_retries};
 use crate::{
-    domain::{OrderError, lifecycle, money, step_up, validate},
+    domain::{
+        OrderError, lifecycle, money, validate,
+        verification::{self, AfterFailure},
+    },
     events,
+    passkeys::AnswerError,
     store::StoredOrder,
 };
 
@@ -178,14 +181,30 @@ impl Orders {
         Ok(stored.order)
     }
 
-    /// Completes a high-value order after the buyer's step-up.
+    /// The challenge a held order's buyer answers with a passkey.
+    pub async fn begin_verification(
+        &self,
+        order_id: &str,
+        user_id: &str,
+    ) -> Result<pb::BeginOrderVerificationResponse, OrderError> {
+        let stored = self.visible(order_id, user_id).await?;
+        if stored.order.status() != OrderStatus::RequiresVerification {
+            return Err(OrderError::NotAllowed(format!(
+                "order {order_id} is {}; nothing to verify",
+                stored.order.status().as_str_name()
+            )));
+        }
+        self.passkeys.challenge(&stored.order).await
+    }
+
+    /// Completes a high-value order after the buyer's passkey answered its challenge.
     pub async fn verify(&self, request: pb::VerifyOrderRequest) -> Result<pb::Order, OrderError> {
         with_retries(|| self.verify_once(&request)).await
     }
 
     async fn verify_once(&self, request: &pb::VerifyOrderRequest) -> Result<pb::Order, OrderError> {
         check_key("idempotency_key", &request.idempotency_key)?;
-        let mut stored = self.visible(&request.order_id, &request.user_id).await?;
+        let stored = self.visible(&request.order_id, &request.user_id).await?;
         match stored.order.status() {
             OrderStatus::RequiresVerification => {}
             // A repeat after success.
@@ -200,20 +219,41 @@ impl Orders {
                 )));
             }
         }
-        let secret = self.settings.step_up_secret.as_deref().ok_or_else(|| {
-            OrderError::NotAllowed("step-up verification is not configured on this server".into())
-        })?;
-        if request.verification_token.is_empty() {
-            return Err(ApiError::invalid("verification_token", "required").into());
+        if request.assertion_json.trim().is_empty() {
+            return Err(ApiError::invalid(
+                "assertion_json",
+                "required: the passkey's answer to the order's challenge",
+            )
+            .into());
         }
-        step_up::verify(
-            secret,
-            &request.verification_token,
-            &stored.order.order_id,
-            &stored.order.user_id,
-            Utc::now().timestamp(),
-        )
-        .map_err(|e| OrderError::Forbidden(e.to_string()))?;
+        match self
+            .passkeys
+            .answer(&stored.order, &request.assertion_json)
+            .await
+        {
+            Ok(()) => self.confirm_verified(stored).await,
+            Err(AnswerError::NoChallenge(message)) => Err(OrderError::NotAllowed(message)),
+            Err(AnswerError::Failed(error)) => Err(error),
+            Err(AnswerError::Refused { reason, failures }) => {
+                match verification::after_failure(failures, self.passkeys.max_attempts()) {
+                    AfterFailure::Retry(left) => Err(OrderError::Forbidden(format!(
+                        "{reason}; {left} attempt(s) left: begin the verification again"
+                    ))),
+                    AfterFailure::Reject => {
+                        let note = "rejected: too many failed verifications";
+                        self.settle_unkept(stored, OrderStatus::Rejected, note)
+                            .await?;
+                        Err(OrderError::Forbidden(format!(
+                            "{reason}; {note}, the stock is released"
+                        )))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Confirms a held order whose buyer verified.
+    async fn confirm_verified(&self, mut stored: StoredOrder) -> Result<pb::Order, OrderError> {
         // Reservations made before they were held until released still expire: keep them.
         let confirmed = if stored.reservation_confirmed {
             Ok(())
@@ -230,14 +270,18 @@ impl Orders {
         if let Err(status) = confirmed {
             let error = OrderError::from_peer(INVENTORY, status);
             if matches!(error, OrderError::Unfulfillable { .. }) {
-                self.expire(stored, "the stock hold expired before the step-up")
-                    .await?;
+                self.settle_unkept(
+                    stored,
+                    OrderStatus::Cancelled,
+                    "the stock hold expired before the step-up",
+                )
+                .await?;
             }
             return Err(error);
         }
         stored.reservation_confirmed = true;
         stored.order.status_reason.clear();
-        let note = "verified by step-up";
+        let note = "verified with the buyer's passkey";
         let previous = move_to(&mut stored.order, OrderStatus::Confirmed, note)?;
         self.store
             .save_now(&mut stored, |order| {
@@ -247,11 +291,13 @@ impl Orders {
         Ok(stored.order)
     }
 
-    /// Cancels an order whose stock hold is gone (a step-up that came too late, a reservation
-    /// that could not be kept): releases what is left, voids the money.
-    pub(super) async fn expire(
+    /// Ends an order that will not go ahead — cancelled (its stock hold is gone: a step-up that
+    /// came too late, a reservation that could not be kept) or rejected (its buyer did not
+    /// verify): releases what is left, voids the money.
+    pub(super) async fn settle_unkept(
         &self,
         mut stored: StoredOrder,
+        status: OrderStatus,
         reason: &str,
     ) -> Result<(), OrderError> {
         let key = format!("expire-{}", stored.order.order_id);
@@ -271,7 +317,7 @@ impl Orders {
         }
         Self::retotal(&mut stored.order)?;
         stored.order.status_reason = reason.to_owned();
-        let previous = move_to(&mut stored.order, OrderStatus::Cancelled, reason)?;
+        let previous = move_to(&mut stored.order, status, reason)?;
         self.store
             .save_now(&mut stored, |order| {
                 Ok(vec![events::status_changed(order, previous, reason)?])

@@ -29,6 +29,7 @@ use tonic::transport::Channel;
 
 use crate::{
     domain::{OrderError, eligibility::Policy, lifecycle, money},
+    passkeys::Passkeys,
     payment::{PaymentError, PaymentProvider},
     store::{Store, StoredOrder},
 };
@@ -43,8 +44,6 @@ pub struct Settings {
     pub placement_deadline: Duration,
     /// Refund shipping too when a return brings back everything.
     pub refund_shipping_on_full_return: bool,
-    /// The key step-up assertions are signed with; `None` refuses verification.
-    pub step_up_secret: Option<Vec<u8>>,
     /// The eligibility rules.
     pub policy: Policy,
 }
@@ -63,6 +62,8 @@ pub struct Orders {
     pub gate: Arc<StockGate>,
     /// Earlier placements of refused carts, looked up in batches.
     pub replays: Replays,
+    /// The buyers' passkeys: the step-up of high-value orders.
+    pub passkeys: Passkeys,
     /// Configuration.
     pub settings: Settings,
 }

@@ -55,8 +55,12 @@ impl Orders {
             .stale(OrderStatus::RequiresVerification, Utc::now() - ttl, BATCH)
             .await?
         {
-            self.expire(stored, "not verified in time: the stock hold ran out")
-                .await?;
+            self.settle_unkept(
+                stored,
+                OrderStatus::Rejected,
+                "not verified in time: the stock hold ran out",
+            )
+            .await?;
         }
         for stored in self.store.unconfirmed_reservations(BATCH).await? {
             let request = inv::ConfirmReservationRequest {
@@ -73,7 +77,8 @@ impl Orders {
                     OrderError::Unfulfillable { message, .. }
                         if stored.order.status() == OrderStatus::Confirmed =>
                     {
-                        self.expire(stored, &format!("the stock hold was lost: {message}"))
+                        let reason = format!("the stock hold was lost: {message}");
+                        self.settle_unkept(stored, OrderStatus::Cancelled, &reason)
                             .await?;
                     }
                     other => return Err(other),

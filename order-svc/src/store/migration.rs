@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
             Box::new(PlatformTables),
             Box::new(OrderTables),
             Box::new(OutboxProgress),
+            Box::new(PasskeyTables),
         ]
     }
 
@@ -201,6 +202,101 @@ impl MigrationTrait for OrderTables {
                     .col(blob(RejectedIntakes::Payload))
                     .col(text(RejectedIntakes::Reason))
                     .col(timestamp_with_time_zone(RejectedIntakes::ReceivedAt))
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+/// Passkeys (WebAuthn credentials) of buyers, registrations under way, and the challenge and
+/// failed answers of each order held for verification.
+struct PasskeyTables;
+
+impl MigrationName for PasskeyTables {
+    fn name(&self) -> &str {
+        "m0003_passkeys"
+    }
+}
+
+#[derive(DeriveIden)]
+enum Passkeys {
+    Table,
+    CredentialId,
+    UserId,
+    Name,
+    Passkey,
+    CreatedAt,
+    LastUsedAt,
+}
+
+#[derive(DeriveIden)]
+enum PasskeyRegistrations {
+    Table,
+    RegistrationId,
+    UserId,
+    State,
+    ExpiresAt,
+}
+
+#[derive(DeriveIden)]
+enum OrderVerifications {
+    Table,
+    OrderId,
+    UserId,
+    BoundTotal,
+    State,
+    ExpiresAt,
+    Failures,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for PasskeyTables {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Passkeys::Table)
+                    .if_not_exists()
+                    .col(text(Passkeys::CredentialId).primary_key())
+                    .col(string_len(Passkeys::UserId, 64))
+                    .col(string_len(Passkeys::Name, 100))
+                    .col(text(Passkeys::Passkey))
+                    .col(timestamp_with_time_zone(Passkeys::CreatedAt))
+                    .col(timestamp_with_time_zone_null(Passkeys::LastUsedAt))
+                    .to_owned(),
+            )
+            .await?;
+        index(
+            manager,
+            "passkeys_user",
+            Passkeys::Table,
+            &[Passkeys::UserId.into_iden()],
+            false,
+        )
+        .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(PasskeyRegistrations::Table)
+                    .if_not_exists()
+                    .col(string_len(PasskeyRegistrations::RegistrationId, 64).primary_key())
+                    .col(string_len(PasskeyRegistrations::UserId, 64))
+                    .col(text(PasskeyRegistrations::State))
+                    .col(timestamp_with_time_zone(PasskeyRegistrations::ExpiresAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(OrderVerifications::Table)
+                    .if_not_exists()
+                    .col(string_len(OrderVerifications::OrderId, 64).primary_key())
+                    .col(string_len(OrderVerifications::UserId, 64))
+                    .col(string_len(OrderVerifications::BoundTotal, 64))
+                    .col(text_null(OrderVerifications::State))
+                    .col(timestamp_with_time_zone_null(OrderVerifications::ExpiresAt))
+                    .col(integer(OrderVerifications::Failures).default(0))
                     .to_owned(),
             )
             .await

@@ -4,6 +4,7 @@
 
 pub mod entities;
 pub mod migration;
+pub mod passkeys;
 mod price_book;
 
 use std::{

@@ -20,7 +20,8 @@ use oms_proto::{
 };
 use tonic::transport::Channel;
 
-pub const STEP_UP_SECRET: &str = "test-step-up-secret";
+/// The web origin the tests' apps answer passkey challenges from (relying party "localhost").
+pub const APP_ORIGIN: &str = "http://localhost:8080";
 
 pub struct Mesh {
     pub orders: OrderServiceClient<Channel>,
@@ -50,6 +51,14 @@ fn database(db: &TestDatabase) -> DatabaseArgs {
 
 /// Starts the mesh; `payments` replaces the embedded ledger when given.
 pub async fn start(payments: Option<Arc<dyn PaymentProvider>>) -> Mesh {
+    start_configured(payments, |_| {}).await
+}
+
+/// Starts the mesh with order-svc's configuration adjusted by `configure`.
+pub async fn start_configured(
+    payments: Option<Arc<dyn PaymentProvider>>,
+    configure: impl FnOnce(&mut oms_order_svc::Config),
+) -> Mesh {
     oms_platform::telemetry::init_for_tests();
     let nats = NatsServer::start().await;
     let bus = bus::connect(&BusArgs {
@@ -86,8 +95,10 @@ pub async fn start(payments: Option<Arc<dyn PaymentProvider>>) -> Mesh {
     order_config.database = database(&databases[2]);
     order_config.inventory_url = inventory.url();
     order_config.fulfillment_url = fulfillment.url();
-    order_config.step_up_secret = Some(STEP_UP_SECRET.into());
+    order_config.passkey_rp_id = "localhost".into();
+    order_config.passkey_origins = vec![APP_ORIGIN.into()];
     order_config.max_open_orders = 1000;
+    configure(&mut order_config);
     let order = match payments {
         Some(payments) => oms_order_svc::start_with(order_config, ctx.clone(), payments)
             .await

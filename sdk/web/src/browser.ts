@@ -1,4 +1,5 @@
-// Browser entry: exposes the example to the page (the test drives it with playwright-core).
+// Browser entry: exposes the examples to the page (the tests drive them with playwright-core).
 import { runExample } from "./example.js";
+import { runPasskeyExample } from "./passkeys.js";
 
-(globalThis as unknown as { runExample: typeof runExample }).runExample = runExample;
+Object.assign(globalThis, { runExample, runPasskeyExample });

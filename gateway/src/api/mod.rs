@@ -17,6 +17,9 @@ use tonic::{
     Code, Request, Response, Status, Streaming, metadata::MetadataValue, transport::Channel,
 };
 
+mod app;
+mod passkeys;
+
 use crate::{
     auth::{AuthError, Caller, Verifier, scope},
     limits::Limits,
@@ -440,196 +443,90 @@ impl MobileOrderService for MobileApi {
         &self,
         request: Request<pb::GetOrderTrackingRequest>,
     ) -> Result<Response<pb::GetOrderTrackingResponse>, Status> {
-        let call = self
-            .admit(&request, "GetOrderTracking", scope::READ, false)
-            .await?;
-        let message = trk::GetOrderTrackingRequest {
-            order_id: request.into_inner().order_id,
-            user_id: call.caller.user_id.clone(),
-        };
-        let tracking = retrying(|| async {
-            self.backends
-                .tracking
-                .clone()
-                .get_order_tracking(call.forward(message.clone()))
-                .await
-        })
-        .await?
-        .into_inner();
-        Ok(Response::new(pb::GetOrderTrackingResponse {
-            order_id: tracking.order_id,
-            timeline: tracking.timeline,
-            shipments: tracking.shipments,
-        }))
+        app::get_order_tracking(self, request).await
     }
 
     async fn register_device(
         &self,
         request: Request<pb::RegisterDeviceRequest>,
     ) -> Result<Response<pb::RegisterDeviceResponse>, Status> {
-        let call = self
-            .admit(&request, "RegisterDevice", scope::WRITE, false)
-            .await?;
-        let r = request.into_inner();
-        let message = trk::RegisterDeviceRequest {
-            user_id: call.caller.user_id.clone(),
-            device_token: r.device_token,
-            platform: r.platform,
-            locale: r.locale,
-        };
-        // Registering states the device's whole record, so repeating it is harmless.
-        retrying(|| async {
-            self.backends
-                .tracking
-                .clone()
-                .register_device(call.forward(message.clone()))
-                .await
-        })
-        .await?;
-        Ok(Response::new(pb::RegisterDeviceResponse {}))
+        app::register_device(self, request).await
     }
 
     async fn unregister_device(
         &self,
         request: Request<pb::UnregisterDeviceRequest>,
     ) -> Result<Response<pb::UnregisterDeviceResponse>, Status> {
-        let call = self
-            .admit(&request, "UnregisterDevice", scope::WRITE, false)
-            .await?;
-        let message = trk::UnregisterDeviceRequest {
-            user_id: call.caller.user_id.clone(),
-            device_token: request.into_inner().device_token,
-        };
-        let removed = retrying(|| async {
-            self.backends
-                .tracking
-                .clone()
-                .unregister_device(call.forward(message.clone()))
-                .await
-        })
-        .await?
-        .into_inner()
-        .removed;
-        Ok(Response::new(pb::UnregisterDeviceResponse { removed }))
+        app::unregister_device(self, request).await
     }
 
     async fn get_notification_preferences(
         &self,
         request: Request<pb::GetNotificationPreferencesRequest>,
     ) -> Result<Response<pb::GetNotificationPreferencesResponse>, Status> {
-        let call = self
-            .admit(&request, "GetNotificationPreferences", scope::READ, false)
-            .await?;
-        let message = trk::GetNotificationPreferencesRequest {
-            user_id: call.caller.user_id.clone(),
-        };
-        let preferences = retrying(|| async {
-            self.backends
-                .tracking
-                .clone()
-                .get_notification_preferences(call.forward(message.clone()))
-                .await
-        })
-        .await?
-        .into_inner()
-        .preferences;
-        Ok(Response::new(pb::GetNotificationPreferencesResponse {
-            preferences,
-        }))
+        app::get_notification_preferences(self, request).await
     }
 
     async fn set_notification_preferences(
         &self,
         request: Request<pb::SetNotificationPreferencesRequest>,
     ) -> Result<Response<pb::SetNotificationPreferencesResponse>, Status> {
-        let call = self
-            .admit(&request, "SetNotificationPreferences", scope::WRITE, false)
-            .await?;
-        let preferences = request.into_inner().preferences.map(|mut p| {
-            p.user_id.clone_from(&call.caller.user_id);
-            p
-        });
-        let message = trk::SetNotificationPreferencesRequest { preferences };
-        // The whole set replaces the stored one, so repeating it is harmless.
-        let preferences = retrying(|| async {
-            self.backends
-                .tracking
-                .clone()
-                .set_notification_preferences(call.forward(message.clone()))
-                .await
-        })
-        .await?
-        .into_inner()
-        .preferences;
-        Ok(Response::new(pb::SetNotificationPreferencesResponse {
-            preferences,
-        }))
+        app::set_notification_preferences(self, request).await
     }
 
     async fn report_positions(
         &self,
         request: Request<pb::ReportPositionsRequest>,
     ) -> Result<Response<pb::ReportPositionsResponse>, Status> {
-        let call = self
-            .admit(&request, "ReportPositions", scope::COURIER, false)
-            .await?;
-        let message = trk::ReportPositionsRequest {
-            positions: request.into_inner().positions,
-            courier_id: call.caller.user_id.clone(),
-        };
-        // A fix is kept once per device and time, so a repeated batch adds nothing.
-        let tally = retrying(|| async {
-            self.backends
-                .tracking
-                .clone()
-                .report_positions(call.forward(message.clone()))
-                .await
-        })
-        .await?
-        .into_inner();
-        Ok(Response::new(pb::ReportPositionsResponse {
-            accepted: tally.accepted,
-            duplicates: tally.duplicates,
-            rejections: tally.rejections,
-        }))
+        app::report_positions(self, request).await
     }
 
     async fn stream_positions(
         &self,
         request: Request<Streaming<pb::StreamPositionsRequest>>,
     ) -> Result<Response<pb::StreamPositionsResponse>, Status> {
-        let call = self
-            .admit(&request, "StreamPositions", scope::COURIER, true)
-            .await?;
-        let courier_id = call.caller.user_id.clone();
-        // The app's messages, each stamped with the courier; the upstream ends where the app's
-        // stream ends or breaks (what arrived before is kept, as on a direct call).
-        let mut inbound = request.into_inner();
-        let (forward, upstream) = tokio::sync::mpsc::channel(64);
-        tokio::spawn(async move {
-            while let Ok(Some(message)) = inbound.message().await {
-                let stamped = trk::StreamPositionsRequest {
-                    position: message.position,
-                    courier_id: courier_id.clone(),
-                };
-                if forward.send(stamped).await.is_err() {
-                    break;
-                }
-            }
-        });
-        let upstream = tokio_stream::wrappers::ReceiverStream::new(upstream);
-        // A stream cannot be replayed, so it is not retried; the courier's app sends again.
-        let tally = self
-            .backends
-            .tracking
-            .clone()
-            .stream_positions(call.identified(upstream))
-            .await?
-            .into_inner();
-        Ok(Response::new(pb::StreamPositionsResponse {
-            accepted: tally.accepted,
-            duplicates: tally.duplicates,
-            rejections: tally.rejections,
-        }))
+        app::stream_positions(self, request).await
+    }
+
+    async fn begin_passkey_registration(
+        &self,
+        request: Request<pb::BeginPasskeyRegistrationRequest>,
+    ) -> Result<Response<pb::BeginPasskeyRegistrationResponse>, Status> {
+        passkeys::begin_passkey_registration(self, request).await
+    }
+
+    async fn finish_passkey_registration(
+        &self,
+        request: Request<pb::FinishPasskeyRegistrationRequest>,
+    ) -> Result<Response<pb::FinishPasskeyRegistrationResponse>, Status> {
+        passkeys::finish_passkey_registration(self, request).await
+    }
+
+    async fn list_passkeys(
+        &self,
+        request: Request<pb::ListPasskeysRequest>,
+    ) -> Result<Response<pb::ListPasskeysResponse>, Status> {
+        passkeys::list_passkeys(self, request).await
+    }
+
+    async fn remove_passkey(
+        &self,
+        request: Request<pb::RemovePasskeyRequest>,
+    ) -> Result<Response<pb::RemovePasskeyResponse>, Status> {
+        passkeys::remove_passkey(self, request).await
+    }
+
+    async fn begin_order_verification(
+        &self,
+        request: Request<pb::BeginOrderVerificationRequest>,
+    ) -> Result<Response<pb::BeginOrderVerificationResponse>, Status> {
+        passkeys::begin_order_verification(self, request).await
+    }
+
+    async fn verify_order(
+        &self,
+        request: Request<pb::VerifyOrderRequest>,
+    ) -> Result<Response<pb::VerifyOrderResponse>, Status> {
+        passkeys::verify_order(self, request).await
     }
 }
