@@ -225,7 +225,7 @@ async fn a_passkey_confirms_a_held_order_and_every_bad_answer_is_refused() {
         .unwrap()
         .into_inner()
         .passkeys;
-    assert_eq!(listed, [enrolled.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&enrolled));
 
     // Each refused answer is counted and leaves the order held with its stock reserved; the
     // third rejects it and releases the stock.
