@@ -9,6 +9,7 @@
 
 mod bench;
 mod dev;
+mod eta;
 mod serve;
 mod token;
 
@@ -43,6 +44,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Mint a development access token from the local dev key (never for production).
     Token(token::TokenArgs),
+    /// Delivery-time models offline: simulate a history, train, evaluate against the baseline.
+    Eta(eta::EtaArgs),
 }
 
 #[tokio::main]
@@ -54,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Dev(args)) => dev::run(args, &cli.metrics).await,
         Some(Command::Bench(args)) => bench::run(args).await,
         Some(Command::Token(args)) => token::run(&args),
+        Some(Command::Eta(args)) => eta::run(args),
         None => dev::run(dev::DevArgs::from_env(), &cli.metrics).await,
     }
 }

@@ -164,10 +164,80 @@ fn every_command_has_help() {
         vec!["serve", "inventory", "--help"],
         vec!["serve", "fulfillment", "--help"],
         vec!["serve", "tracking", "--help"],
+        vec!["eta", "--help"],
+        vec!["eta", "simulate", "--help"],
+        vec!["eta", "train", "--help"],
+        vec!["eta", "evaluate", "--help"],
     ] {
         let mut oms = OmsProcess::spawn(&args);
         let status = oms.wait(Duration::from_secs(10));
         assert!(status.success(), "{args:?}: {}", oms.output());
         assert!(oms.output().contains("Usage"), "{args:?}");
     }
+}
+
+#[test]
+fn eta_simulates_trains_and_evaluates_against_the_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history.csv");
+    let model = dir.path().join("model.json");
+    let history_arg = history.to_str().unwrap();
+    let model_arg = model.to_str().unwrap();
+    for args in [
+        vec![
+            "eta",
+            "simulate",
+            "--rows",
+            "3000",
+            "--seed",
+            "4",
+            "--out",
+            history_arg,
+        ],
+        vec![
+            "eta",
+            "train",
+            "--history",
+            history_arg,
+            "--out",
+            model_arg,
+            "--iterations",
+            "60",
+        ],
+    ] {
+        let mut oms = OmsProcess::spawn(&args);
+        let status = oms.wait(Duration::from_secs(120));
+        assert!(status.success(), "{args:?}: {}", oms.output());
+    }
+    let mut oms = OmsProcess::spawn(&[
+        "eta",
+        "evaluate",
+        "--history",
+        history_arg,
+        "--iterations",
+        "60",
+        "--json",
+    ]);
+    let status = oms.wait(Duration::from_secs(120));
+    assert!(status.success(), "{}", oms.output());
+    let output = oms.output();
+    let line = output.lines().find(|l| l.starts_with('{')).unwrap();
+    let figures: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(figures["rows"], 3000);
+    assert_eq!(figures["held_out"], 600);
+    for side in ["model", "baseline"] {
+        for key in ["mae_min", "p90_abs_err_min", "p90_coverage"] {
+            assert!(figures[side][key].is_f64(), "{side}.{key}: {figures}");
+        }
+    }
+    assert!(
+        figures["model"]["mae_min"].as_f64() < figures["baseline"]["mae_min"].as_f64(),
+        "{figures}"
+    );
+    // A malformed history is a clear error naming the line.
+    std::fs::write(&history, "dispatched_at,origin_lat\nyesterday,52\n").unwrap();
+    let mut oms = OmsProcess::spawn(&["eta", "evaluate", "--history", history_arg]);
+    let status = oms.wait(Duration::from_secs(30));
+    assert!(!status.success());
+    assert!(oms.output().contains("line 2"), "{}", oms.output());
 }
