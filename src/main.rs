@@ -57,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Dev(args)) => dev::run(args, &cli.metrics).await,
         Some(Command::Bench(args)) => bench::run(args).await,
         Some(Command::Token(args)) => token::run(&args),
-        Some(Command::Eta(args)) => eta::run(args),
+        Some(Command::Eta(args)) => eta::run(args).await,
         None => dev::run(dev::DevArgs::from_env(), &cli.metrics).await,
     }
 }

@@ -168,6 +168,7 @@ fn every_command_has_help() {
         vec!["eta", "simulate", "--help"],
         vec!["eta", "train", "--help"],
         vec!["eta", "evaluate", "--help"],
+        vec!["eta", "export", "--help"],
     ] {
         let mut oms = OmsProcess::spawn(&args);
         let status = oms.wait(Duration::from_secs(10));

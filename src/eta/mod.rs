@@ -7,6 +7,9 @@ use clap::{Args, Subcommand};
 
 mod plots;
 use oms_eta_model::{evaluate, history, model::DeliveryModel, simulate};
+use oms_proto::tracking::v1::{
+    ExportDeliveryHistoryRequest, tracking_service_client::TrackingServiceClient,
+};
 
 #[derive(Args, Debug)]
 pub struct EtaArgs {
@@ -40,6 +43,22 @@ enum EtaCommand {
         #[arg(long, default_value_t = 300)]
         iterations: usize,
     },
+    /// Write tracking-svc's recorded delivery history as a history CSV.
+    Export {
+        /// tracking-svc's address.
+        #[arg(
+            long = "tracking-url",
+            env = "OMS_TRACKING_URL",
+            default_value = "http://127.0.0.1:50055"
+        )]
+        tracking_url: String,
+        /// Only deliveries dispatched at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Where to write the CSV.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Score a model and the distance/speed baseline on the latest 20% of a history.
     Evaluate {
         /// The history.
@@ -61,8 +80,28 @@ enum EtaCommand {
     },
 }
 
-pub fn run(args: EtaArgs) -> anyhow::Result<()> {
+pub async fn run(args: EtaArgs) -> anyhow::Result<()> {
     match args.command {
+        EtaCommand::Export {
+            tracking_url,
+            since,
+            out,
+        } => {
+            let since = since
+                .map(|text| chrono::DateTime::parse_from_rfc3339(&text))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--since: {e}"))?
+                .map(|at| oms_platform::events::to_timestamp(at.to_utc()));
+            let mut tracking = TrackingServiceClient::connect(tracking_url.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("tracking-svc at {tracking_url}: {e}"))?;
+            let exported = tracking
+                .export_delivery_history(ExportDeliveryHistoryRequest { since, limit: 0 })
+                .await?
+                .into_inner();
+            std::fs::write(&out, &exported.csv)?;
+            eprintln!("{} deliveries written to {}", exported.rows, out.display());
+        }
         EtaCommand::Simulate { rows, seed, out } => {
             let year = simulate::year(rows, seed);
             history::write(std::fs::File::create(&out)?, &year)?;

@@ -4,6 +4,7 @@ use std::{pin::Pin, sync::Arc, time::Duration};
 
 use futures::{Stream, StreamExt};
 use oms_platform::error::{ApiError, Violations};
+use oms_platform::events::from_timestamp;
 use oms_proto::tracking::v1::{self as pb, tracking_service_server::TrackingService};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -39,6 +40,8 @@ type LiveStream =
 const MAX_BATCH: usize = 1_000;
 /// Most SKUs one stream watches.
 const MAX_WATCHED: usize = 100;
+/// Most delivery history rows one export returns.
+const MAX_EXPORT: u32 = 200_000;
 
 /// The service's gRPC API.
 pub struct TrackingApi {
@@ -306,6 +309,36 @@ impl TrackingService for TrackingApi {
             .unregister_device(&request.user_id, &request.device_token)
             .await?;
         Ok(Response::new(pb::UnregisterDeviceResponse { removed }))
+    }
+
+    async fn export_delivery_history(
+        &self,
+        request: Request<pb::ExportDeliveryHistoryRequest>,
+    ) -> Result<Response<pb::ExportDeliveryHistoryResponse>, Status> {
+        let request = request.into_inner();
+        let since = request
+            .since
+            .as_ref()
+            .map(|at| {
+                from_timestamp(at)
+                    .ok_or_else(|| Status::from(ApiError::invalid("since", "not a valid time")))
+            })
+            .transpose()?;
+        let limit = match request.limit {
+            0 => MAX_EXPORT,
+            n => n.min(MAX_EXPORT),
+        };
+        let rows = self
+            .store()
+            .delivery_history(since, u64::from(limit))
+            .await?;
+        let mut csv = Vec::new();
+        oms_eta_model::history::write(&mut csv, &rows)
+            .map_err(|e| Status::internal(format!("history export: {e}")))?;
+        Ok(Response::new(pb::ExportDeliveryHistoryResponse {
+            csv,
+            rows: u32::try_from(rows.len()).unwrap_or(u32::MAX),
+        }))
     }
 
     async fn get_order_tracking(

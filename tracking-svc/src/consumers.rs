@@ -57,6 +57,10 @@ fn happening(event: &Envelope) -> Result<Option<Happening>, HandlerError> {
                 shipment: Box::new(shipment.clone()),
             }))
         }
+        Some(Payload::CenterUpserted(upserted)) => Ok(upserted
+            .center
+            .clone()
+            .map(|center| Happening::Center(Box::new(center)))),
         Some(Payload::CourierAssigned(assigned)) => {
             let Some(shipment) = &assigned.shipment else {
                 return Err(HandlerError::Reject(

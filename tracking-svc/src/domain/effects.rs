@@ -15,7 +15,10 @@ use oms_proto::{
 };
 use prost_types::Timestamp;
 
-use super::notify::{self, default_preferences};
+use super::{
+    history::{Dispatch, dispatch_of},
+    notify::{self, default_preferences},
+};
 
 /// Something tracking is told about.
 #[derive(Debug, Clone)]
@@ -46,6 +49,8 @@ pub enum Happening {
         /// The shipment as it is now.
         shipment: Box<ful::Shipment>,
     },
+    /// A fulfillment center was created or changed (where parcels leave from).
+    Center(Box<ful::FulfillmentCenter>),
     /// Dispatch gave a shipment to a courier (fulfillment's event).
     Courier {
         /// The event.
@@ -113,6 +118,10 @@ pub struct Effects {
     pub feed: Vec<(String, LiveUpdate)>,
     /// Pushes to queue.
     pub pushes: Vec<Push>,
+    /// Centers as they are now.
+    pub centers: BTreeMap<String, ful::FulfillmentCenter>,
+    /// The delivery history's records of the batch's outbound shipments.
+    pub dispatches: Vec<Dispatch>,
 }
 
 impl Effects {
@@ -281,6 +290,11 @@ pub fn effects(
                 at,
                 shipment,
             } => effects.shipment_step(event_id, *at, shipment, "is with a courier"),
+            Happening::Center(center) => {
+                effects
+                    .centers
+                    .insert(center.center_id.clone(), (**center).clone());
+            }
             Happening::Alert {
                 key,
                 user_id,
@@ -321,6 +335,7 @@ pub fn effects(
             }
         }
     }
+    effects.dispatches = effects.shipments.values().filter_map(dispatch_of).collect();
     effects
 }
 

@@ -3,6 +3,7 @@
 
 pub mod effects;
 pub mod eta;
+pub mod history;
 pub mod notify;
 pub mod positions;
 

@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(TrackingTables),
             Box::new(OutboxProgress),
             Box::new(CouriersAndLocales),
+            Box::new(DeliveryHistoryTables),
         ]
     }
 
@@ -354,5 +355,79 @@ impl MigrationTrait for CouriersAndLocales {
                     .to_owned(),
             )
             .await
+    }
+}
+
+/// The delivery history models learn from, and the centers parcels leave from.
+struct DeliveryHistoryTables;
+
+impl MigrationName for DeliveryHistoryTables {
+    fn name(&self) -> &str {
+        "m0004_delivery_history"
+    }
+}
+
+#[derive(DeriveIden)]
+enum Centers {
+    Table,
+    CenterId,
+    Lat,
+    Lng,
+    CountryCode,
+}
+
+#[derive(DeriveIden)]
+enum DeliveryHistory {
+    Table,
+    ShipmentId,
+    CenterId,
+    DispatchedAt,
+    DestLat,
+    DestLng,
+    Carrier,
+    Method,
+    DeliveredAt,
+    DurationMin,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for DeliveryHistoryTables {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Centers::Table)
+                    .if_not_exists()
+                    .col(string_len(Centers::CenterId, 64).primary_key())
+                    .col(double(Centers::Lat))
+                    .col(double(Centers::Lng))
+                    .col(string_len(Centers::CountryCode, 2))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(DeliveryHistory::Table)
+                    .if_not_exists()
+                    .col(string_len(DeliveryHistory::ShipmentId, 64).primary_key())
+                    .col(string_len(DeliveryHistory::CenterId, 64))
+                    .col(timestamp_with_time_zone(DeliveryHistory::DispatchedAt))
+                    .col(double(DeliveryHistory::DestLat))
+                    .col(double(DeliveryHistory::DestLng))
+                    .col(string_len(DeliveryHistory::Carrier, 64))
+                    .col(string_len(DeliveryHistory::Method, 32))
+                    .col(timestamp_with_time_zone_null(DeliveryHistory::DeliveredAt))
+                    .col(double_null(DeliveryHistory::DurationMin))
+                    .to_owned(),
+            )
+            .await?;
+        index(
+            manager,
+            "delivery_history_dispatched",
+            DeliveryHistory::Table,
+            vec![DeliveryHistory::DispatchedAt.into_iden()],
+        )
+        .await
     }
 }

@@ -2,6 +2,7 @@
 //! the per-user feed behind the live stream, notification preferences, devices and pushes.
 
 pub mod entities;
+pub mod history;
 pub mod migration;
 mod order_tracking;
 
@@ -533,6 +534,8 @@ impl Store {
     ) -> Result<(), TrackingError> {
         self.upsert_shipments(conn, effects.shipments.values())
             .await?;
+        self.upsert_centers(conn, effects.centers.values()).await?;
+        self.record_dispatches(conn, &effects.dispatches).await?;
         if !effects.timeline.is_empty() {
             self.add_timeline_entries(conn, &effects.timeline).await?;
         }

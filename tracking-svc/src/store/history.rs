@@ -1,0 +1,173 @@
+//! The delivery history: a row per outbound shipment handed to its carrier, completed when it
+//! is delivered, and the centers parcels leave from. Read back as the CSV models learn from.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use oms_eta_model::history::{Delivery, Weather};
+use oms_proto::fulfillment::v1 as ful;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, sea_query::OnConflict,
+};
+
+use super::Store;
+use crate::domain::{TrackingError, history::Dispatch};
+
+/// Where parcels leave from.
+pub mod center {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "centers")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub center_id: String,
+        pub lat: f64,
+        pub lng: f64,
+        pub country_code: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// One outbound shipment of the history.
+pub mod delivery {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "delivery_history")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub shipment_id: String,
+        pub center_id: String,
+        pub dispatched_at: DateTimeUtc,
+        pub dest_lat: f64,
+        pub dest_lng: f64,
+        pub carrier: String,
+        pub method: String,
+        pub delivered_at: Option<DateTimeUtc>,
+        pub duration_min: Option<f64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+impl Store {
+    /// Records or updates centers (each at most once per call).
+    pub async fn upsert_centers<'a, C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        centers: impl IntoIterator<Item = &'a ful::FulfillmentCenter>,
+    ) -> Result<(), TrackingError> {
+        let rows: Vec<center::ActiveModel> = centers
+            .into_iter()
+            .map(|c| {
+                let point = c.point.unwrap_or_default();
+                center::ActiveModel {
+                    center_id: Set(c.center_id.clone()),
+                    lat: Set(point.lat),
+                    lng: Set(point.lng),
+                    country_code: Set(c.country_code.clone()),
+                }
+            })
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        center::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::column(center::Column::CenterId)
+                    .update_columns([
+                        center::Column::Lat,
+                        center::Column::Lng,
+                        center::Column::CountryCode,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Records dispatched shipments, and the delivery of those that arrived (one statement).
+    pub async fn record_dispatches<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        dispatches: &[Dispatch],
+    ) -> Result<(), TrackingError> {
+        if dispatches.is_empty() {
+            return Ok(());
+        }
+        let rows = dispatches.iter().map(|d| delivery::ActiveModel {
+            shipment_id: Set(d.shipment_id.clone()),
+            center_id: Set(d.center_id.clone()),
+            dispatched_at: Set(d.dispatched_at),
+            dest_lat: Set(d.destination.0),
+            dest_lng: Set(d.destination.1),
+            carrier: Set(d.carrier.clone()),
+            method: Set(d.method.clone()),
+            delivered_at: Set(d.delivered_at),
+            duration_min: Set(d
+                .delivered_at
+                .map(|at| (at - d.dispatched_at).num_seconds() as f64 / 60.0)),
+        });
+        delivery::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::column(delivery::Column::ShipmentId)
+                    .update_columns([delivery::Column::DeliveredAt, delivery::Column::DurationMin])
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Delivered shipments dispatched at or after `since` (all without it), oldest first, at
+    /// most `limit`, as the models' history rows (those whose center is unknown are left out).
+    pub async fn delivery_history(
+        &self,
+        since: Option<DateTime<Utc>>,
+        limit: u64,
+    ) -> Result<Vec<Delivery>, TrackingError> {
+        let centers: HashMap<String, center::Model> = center::Entity::find()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|c| (c.center_id.clone(), c))
+            .collect();
+        let mut rows = delivery::Entity::find().filter(delivery::Column::DurationMin.is_not_null());
+        if let Some(since) = since {
+            rows = rows.filter(delivery::Column::DispatchedAt.gte(since));
+        }
+        let rows = rows
+            .order_by_asc(delivery::Column::DispatchedAt)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                let origin = centers.get(&row.center_id)?;
+                Some(Delivery {
+                    dispatched_at: row.dispatched_at,
+                    origin: (origin.lat, origin.lng),
+                    destination: (row.dest_lat, row.dest_lng),
+                    carrier: row.carrier,
+                    method: row.method,
+                    weather: Weather::default(),
+                    traffic_index: None,
+                    holiday: None,
+                    center_load: None,
+                    duration_min: row.duration_min,
+                })
+            })
+            .collect())
+    }
+}
