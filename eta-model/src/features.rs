@@ -2,7 +2,7 @@
 //! origin), who and how, weather, traffic, holiday, load. Unknown values are NaN, which the
 //! trees route on their own.
 
-use chrono::{Datelike, Duration, Timelike};
+use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
 use geo::{Distance, Haversine, Point};
 
 use crate::history::Delivery;
@@ -38,8 +38,12 @@ pub fn distance_km(delivery: &Delivery) -> f64 {
 /// longitude's hours. Close to the legal local time wherever a history comes from, without a
 /// time-zone database (the trees learn the rest from the coordinates).
 pub fn local_hour_of_week(delivery: &Delivery) -> u32 {
-    let offset = Duration::hours((delivery.origin.1 / 15.0).round() as i64);
-    let local = delivery.dispatched_at + offset;
+    local_hour_of_week_at(delivery.origin.1, delivery.dispatched_at)
+}
+
+/// Hour of the week (0 = Monday 00:00) in the solar time of longitude `lng` at `at`.
+pub fn local_hour_of_week_at(lng: f64, at: DateTime<Utc>) -> u32 {
+    let local = at + Duration::hours((lng / 15.0).round() as i64);
     local.weekday().num_days_from_monday() * 24 + local.hour()
 }
 

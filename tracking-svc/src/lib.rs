@@ -14,10 +14,12 @@
 mod api;
 mod consumers;
 mod domain;
+mod enrich;
 mod hub;
 mod ingest;
 mod live;
 mod push;
+mod sources;
 mod store;
 
 use std::{sync::Arc, time::Duration};
@@ -82,6 +84,63 @@ pub struct Config {
         default_value_t = 200.0
     )]
     pub max_speed_kmh: f64,
+    /// Hourly weather per grid cell (CSV) for the delivery history.
+    #[arg(
+        long = "weather-file",
+        env = "OMS_WEATHER_FILE",
+        conflicts_with = "weather_url"
+    )]
+    pub weather_file: Option<std::path::PathBuf>,
+    /// A live weather provider speaking Open-Meteo's API (http://…).
+    #[arg(long = "weather-url", env = "OMS_WEATHER_URL")]
+    pub weather_url: Option<String>,
+    /// A traffic index per region and hour of the week (CSV) for the delivery history.
+    #[arg(
+        long = "traffic-file",
+        env = "OMS_TRAFFIC_FILE",
+        conflicts_with = "traffic_url"
+    )]
+    pub traffic_file: Option<std::path::PathBuf>,
+    /// A live traffic provider: GET ?lat=&lng=&at= answers {"traffic_index": …} (http://…).
+    #[arg(long = "traffic-url", env = "OMS_TRAFFIC_URL")]
+    pub traffic_url: Option<String>,
+    /// Longest wait for a weather or traffic answer; after it the values stay unknown.
+    #[arg(long = "source-timeout", env = "OMS_SOURCE_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub source_timeout: Duration,
+    /// How often the delivery history's new rows are completed with weather and traffic.
+    #[arg(long = "enrich-interval", env = "OMS_ENRICH_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub enrich_interval: Duration,
+}
+
+/// The weather and traffic sources the configuration names.
+fn sources(config: &Config) -> Result<enrich::Sources, StartError> {
+    let weather: Option<Arc<dyn sources::WeatherSource>> = match (
+        &config.weather_file,
+        config.weather_url.as_deref().filter(|u| !u.is_empty()),
+    ) {
+        (Some(path), _) => Some(Arc::new(
+            sources::FileWeather::open(path).map_err(StartError::Config)?,
+        )),
+        (None, Some(url)) => Some(Arc::new(sources::OpenMeteoWeather::new(
+            url,
+            config.source_timeout,
+        ))),
+        (None, None) => None,
+    };
+    let traffic: Option<Arc<dyn sources::TrafficSource>> = match (
+        &config.traffic_file,
+        config.traffic_url.as_deref().filter(|u| !u.is_empty()),
+    ) {
+        (Some(path), _) => Some(Arc::new(
+            sources::FileTraffic::open(path).map_err(StartError::Config)?,
+        )),
+        (None, Some(url)) => Some(Arc::new(sources::HttpTraffic::new(
+            url,
+            config.source_timeout,
+        ))),
+        (None, None) => None,
+    };
+    Ok(enrich::Sources { weather, traffic })
 }
 
 /// Starts the service: database, consumers, the feed tail, the live relays, the push worker,
@@ -99,6 +158,12 @@ pub async fn start(config: Config, ctx: ServiceContext) -> Result<RunningService
         .open_database::<store::migration::Migrator>("tracking", &config.database, &tasks)
         .await?;
     let store = store::Store { db: db.clone() };
+    tasks.spawn(enrich::run(
+        store.clone(),
+        sources(&config)?,
+        config.enrich_interval,
+        ctx.shutdown.clone(),
+    ));
     let hub = Arc::new(hub::Hub::default());
     let written = Arc::new(Notify::new());
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::*;
+use oms_eta_model::history::Weather;
 use oms_platform::{
     bus::Area,
     events::{envelope, to_timestamp},
@@ -55,9 +56,9 @@ async fn export(mesh: &mut Mesh) -> (u32, String) {
     (exported.rows, String::from_utf8(exported.csv).unwrap())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_delivered_parcel_joins_the_history_with_its_duration() {
-    let mut mesh = start(None).await;
+/// A center, then a parcel from it handed over and delivered 1,230 minutes later; returns the
+/// history row once it carries what the sources said (or that they were asked).
+async fn deliver_one(mesh: &mut Mesh) -> oms_eta_model::history::Delivery {
     let center = envelope(
         Area::Fulfillment,
         "fc-berlin",
@@ -99,20 +100,20 @@ async fn a_delivered_parcel_joins_the_history_with_its_duration() {
         events: vec![carrier_event(ShipmentStatus::HandedToCarrier, handed)],
         ..Default::default()
     };
-    publish(&mesh, &shipment).await;
+    publish(mesh, &shipment).await;
     // Under way: recorded, not yet part of what models learn from.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(export(&mut mesh).await.0, 0);
+    assert_eq!(export(mesh).await.0, 0);
 
     shipment.status = ShipmentStatus::Delivered.into();
     shipment.events.push(carrier_event(
         ShipmentStatus::Delivered,
         handed + chrono::Duration::minutes(1_230),
     ));
-    publish(&mesh, &shipment).await;
+    publish(mesh, &shipment).await;
     let mut csv = String::new();
     for _ in 0..100 {
-        let (rows, text) = export(&mut mesh).await;
+        let (rows, text) = export(mesh).await;
         if rows == 1 {
             csv = text;
             break;
@@ -121,12 +122,123 @@ async fn a_delivered_parcel_joins_the_history_with_its_duration() {
     }
     let rows = oms_eta_model::history::read(csv.as_bytes()).unwrap();
     assert_eq!(rows.len(), 1, "{csv}");
-    let row = &rows[0];
+    rows[0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivered_parcel_joins_the_history_with_its_duration() {
+    let mut mesh = start(None).await;
+    let row = &deliver_one(&mut mesh).await;
     assert_eq!(row.origin, (52.52, 13.40));
     assert_eq!(row.destination, (48.14, 11.58));
     assert_eq!(row.carrier, "parcelnet");
     assert_eq!(row.method, "standard");
     assert_eq!(row.duration_min, Some(1_230.0));
-    assert_eq!(row.dispatched_at.timestamp(), handed.timestamp());
+    assert!(
+        (Utc::now() - row.dispatched_at - chrono::Duration::hours(30))
+            .num_seconds()
+            .abs()
+            < 60
+    );
+    assert_eq!(row.weather, Weather::default(), "no sources configured");
+    stop(mesh).await;
+}
+
+/// A local provider: `/weather` answers in Open-Meteo's shape (every hour of the asked day:
+/// 2.5 mm of rain, 3 °C, 20 km/h wind, 8 km visibility), `/traffic` answers 1.7; with
+/// `silent`, it accepts connections and never answers.
+async fn provider(silent: bool) -> String {
+    use http_body_util::Full;
+    use hyper::{Request, Response, body::Incoming, service::service_fn};
+    use hyper_util::rt::TokioIo;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = service_fn(move |request: Request<Incoming>| async move {
+                    if silent {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
+                    let query = request.uri().query().unwrap_or_default().to_owned();
+                    let body = if request.uri().path() == "/weather" {
+                        let day = query
+                            .split('&')
+                            .find_map(|p| p.strip_prefix("start_date="))
+                            .unwrap_or_default()
+                            .to_owned();
+                        let hours: Vec<String> =
+                            (0..24).map(|h| format!("\"{day}T{h:02}:00\"")).collect();
+                        let series = |v: &str| vec![v; 24].join(",");
+                        format!(
+                            r#"{{"timezone":"GMT","hourly":{{"time":[{}],"precipitation":[{}],"snowfall":[{}],"temperature_2m":[{}],"wind_speed_10m":[{}],"visibility":[{}]}}}}"#,
+                            hours.join(","),
+                            series("2.5"),
+                            series("0.0"),
+                            series("3.0"),
+                            series("20.0"),
+                            series("8000.0"),
+                        )
+                    } else {
+                        r#"{"traffic_index":1.7}"#.to_owned()
+                    };
+                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(bytes::Bytes::from(
+                        body,
+                    ))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(socket), service)
+                    .await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_sources_fill_in_weather_and_traffic_at_dispatch() {
+    let url = provider(false).await;
+    let mut mesh = start_configured(|config| {
+        config.weather_url = Some(format!("{url}/weather"));
+        config.traffic_url = Some(format!("{url}/traffic"));
+    })
+    .await;
+    deliver_one(&mut mesh).await;
+    let mut row = None;
+    for _ in 0..100 {
+        let (_, csv) = export(&mut mesh).await;
+        let rows = oms_eta_model::history::read(csv.as_bytes()).unwrap();
+        if rows.first().is_some_and(|r| r.traffic_index.is_some()) {
+            row = rows.into_iter().next();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let row = row.expect("the sources never answered");
+    assert_eq!(row.traffic_index, Some(1.7));
+    assert_eq!(row.weather.precip_mm, Some(2.5));
+    assert_eq!(row.weather.temp_c, Some(3.0));
+    assert_eq!(row.weather.visibility_km, Some(8.0));
+    stop(mesh).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_source_leaves_the_values_unknown_and_changes_no_answer() {
+    let url = provider(true).await;
+    let mut mesh = start_configured(|config| {
+        config.weather_url = Some(format!("{url}/weather"));
+        config.traffic_url = Some(format!("{url}/traffic"));
+        config.source_timeout = Duration::from_millis(200);
+    })
+    .await;
+    let row = deliver_one(&mut mesh).await;
+    assert_eq!(row.duration_min, Some(1_230.0));
+    // Long after the sources were given up on, the history still exports, values unknown.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let (rows, csv) = export(&mut mesh).await;
+    assert_eq!(rows, 1);
+    let row = &oms_eta_model::history::read(csv.as_bytes()).unwrap()[0];
+    assert_eq!(row.weather, Weather::default());
+    assert_eq!(row.traffic_index, None);
     stop(mesh).await;
 }

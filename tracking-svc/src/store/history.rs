@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 use oms_eta_model::history::{Delivery, Weather};
 use oms_proto::fulfillment::v1 as ful;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, sea_query::OnConflict,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, OnConflict},
 };
 
 use super::Store;
@@ -51,6 +52,14 @@ pub mod delivery {
         pub method: String,
         pub delivered_at: Option<DateTimeUtc>,
         pub duration_min: Option<f64>,
+        pub precip_mm: Option<f64>,
+        pub snow_cm: Option<f64>,
+        pub temp_c: Option<f64>,
+        pub wind_kmh: Option<f64>,
+        pub visibility_km: Option<f64>,
+        pub traffic_index: Option<f64>,
+        /// The sources were asked (whatever they answered).
+        pub enriched: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -117,6 +126,13 @@ impl Store {
             duration_min: Set(d
                 .delivered_at
                 .map(|at| (at - d.dispatched_at).num_seconds() as f64 / 60.0)),
+            precip_mm: Set(None),
+            snow_cm: Set(None),
+            temp_c: Set(None),
+            wind_kmh: Set(None),
+            visibility_km: Set(None),
+            traffic_index: Set(None),
+            enriched: Set(false),
         });
         delivery::Entity::insert_many(rows)
             .on_conflict(
@@ -161,13 +177,72 @@ impl Store {
                     destination: (row.dest_lat, row.dest_lng),
                     carrier: row.carrier,
                     method: row.method,
-                    weather: Weather::default(),
-                    traffic_index: None,
+                    weather: Weather {
+                        precip_mm: row.precip_mm,
+                        snow_cm: row.snow_cm,
+                        temp_c: row.temp_c,
+                        wind_kmh: row.wind_kmh,
+                        visibility_km: row.visibility_km,
+                    },
+                    traffic_index: row.traffic_index,
                     holiday: None,
                     center_load: None,
                     duration_min: row.duration_min,
                 })
             })
             .collect())
+    }
+
+    /// Rows whose conditions the sources have not been asked for yet, oldest first, with
+    /// their origin point (rows of unknown centers wait for their center).
+    pub async fn unenriched(
+        &self,
+        limit: u64,
+    ) -> Result<Vec<(delivery::Model, (f64, f64))>, TrackingError> {
+        let rows = delivery::Entity::find()
+            .filter(delivery::Column::Enriched.eq(false))
+            .order_by_asc(delivery::Column::DispatchedAt)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        let ids: Vec<String> = rows.iter().map(|r| r.center_id.clone()).collect();
+        let centers: HashMap<String, (f64, f64)> = center::Entity::find()
+            .filter(center::Column::CenterId.is_in(ids))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|c| (c.center_id, (c.lat, c.lng)))
+            .collect();
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                let origin = *centers.get(&row.center_id)?;
+                Some((row, origin))
+            })
+            .collect())
+    }
+
+    /// Stores what the sources said of a row (unknowns stay empty) and marks it asked.
+    pub async fn save_conditions(
+        &self,
+        shipment_id: &str,
+        weather: Weather,
+        traffic_index: Option<f64>,
+    ) -> Result<(), TrackingError> {
+        delivery::Entity::update_many()
+            .col_expr(delivery::Column::PrecipMm, Expr::value(weather.precip_mm))
+            .col_expr(delivery::Column::SnowCm, Expr::value(weather.snow_cm))
+            .col_expr(delivery::Column::TempC, Expr::value(weather.temp_c))
+            .col_expr(delivery::Column::WindKmh, Expr::value(weather.wind_kmh))
+            .col_expr(
+                delivery::Column::VisibilityKm,
+                Expr::value(weather.visibility_km),
+            )
+            .col_expr(delivery::Column::TrafficIndex, Expr::value(traffic_index))
+            .col_expr(delivery::Column::Enriched, Expr::value(true))
+            .filter(delivery::Column::ShipmentId.eq(shipment_id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
     }
 }

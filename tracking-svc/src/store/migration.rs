@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(OutboxProgress),
             Box::new(CouriersAndLocales),
             Box::new(DeliveryHistoryTables),
+            Box::new(DeliveryConditions),
         ]
     }
 
@@ -388,6 +389,13 @@ enum DeliveryHistory {
     Method,
     DeliveredAt,
     DurationMin,
+    PrecipMm,
+    SnowCm,
+    TempC,
+    WindKmh,
+    VisibilityKm,
+    TrafficIndex,
+    Enriched,
 }
 
 #[async_trait::async_trait]
@@ -429,5 +437,45 @@ impl MigrationTrait for DeliveryHistoryTables {
             vec![DeliveryHistory::DispatchedAt.into_iden()],
         )
         .await
+    }
+}
+
+/// Weather and traffic at dispatch, filled in by the sources after the row is written.
+struct DeliveryConditions;
+
+impl MigrationName for DeliveryConditions {
+    fn name(&self) -> &str {
+        "m0005_delivery_conditions"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for DeliveryConditions {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for column in [
+            DeliveryHistory::PrecipMm,
+            DeliveryHistory::SnowCm,
+            DeliveryHistory::TempC,
+            DeliveryHistory::WindKmh,
+            DeliveryHistory::VisibilityKm,
+            DeliveryHistory::TrafficIndex,
+        ] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(DeliveryHistory::Table)
+                        .add_column(double_null(column))
+                        .to_owned(),
+                )
+                .await?;
+        }
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(DeliveryHistory::Table)
+                    .add_column(boolean(DeliveryHistory::Enriched).default(false))
+                    .to_owned(),
+            )
+            .await
     }
 }

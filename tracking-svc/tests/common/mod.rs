@@ -52,6 +52,11 @@ pub async fn connect_slow(url: &str) -> TrackingServiceClient<Channel> {
 
 /// Starts tracking-svc; pushes go to `push_url` when given.
 pub async fn start(push_url: Option<String>) -> Mesh {
+    start_configured(|config| config.push_webhook_url = push_url).await
+}
+
+/// Starts tracking-svc with its configuration adjusted by `configure`.
+pub async fn start_configured(configure: impl FnOnce(&mut oms_tracking_svc::Config)) -> Mesh {
     oms_platform::telemetry::init_for_tests();
     let nats = NatsServer::start().await;
     let bus = bus::connect(&BusArgs {
@@ -67,10 +72,11 @@ pub async fn start(push_url: Option<String>) -> Mesh {
     config.server.listen = Some("127.0.0.1:0".parse().unwrap());
     config.database = DatabaseArgs::new(&database.url);
     config.database.max_connections = 8;
-    config.push_webhook_url = push_url;
     config.push_retry_base = Duration::from_millis(100);
     config.push_poll = Duration::from_millis(50);
     config.heartbeat = Duration::from_secs(1);
+    config.enrich_interval = Duration::from_millis(100);
+    configure(&mut config);
     let running = oms_tracking_svc::start(config, ctx.clone()).await.unwrap();
     let url = running.url();
     Mesh {
