@@ -15,8 +15,24 @@ use crate::{
     hub::Hub,
     ingest::{Ingest, Tally},
     live,
-    store::{Device, Store},
+    models::Registry,
+    store::{Device, Store, models::Version},
 };
+
+fn version_proto(version: &Version) -> pb::EtaModelVersion {
+    pb::EtaModelVersion {
+        version: version.version,
+        trained_at: Some(oms_platform::events::to_timestamp(version.trained_at)),
+        trained_rows: u32::try_from(version.trained_rows).unwrap_or(0),
+        held_out: u32::try_from(version.held_out).unwrap_or(0),
+        mae_min: version.mae_min,
+        p90_abs_err_min: version.p90_abs_err_min,
+        p90_coverage: version.p90_coverage,
+        baseline_mae_min: version.baseline_mae_min,
+        serving: version.serving,
+        note: version.note.clone(),
+    }
+}
 
 /// A BCP 47 tag in the shape apps send ("de", "de-DE", "zh-Hant-TW"): letters and digits in
 /// parts of 1 to 8, the first all letters.
@@ -45,6 +61,8 @@ const MAX_EXPORT: u32 = 200_000;
 
 /// The service's gRPC API.
 pub struct TrackingApi {
+    /// Delivery-time models.
+    pub models: Arc<Registry>,
     /// Positions and ETAs.
     pub ingest: Arc<Ingest>,
     /// The streams of this process.
@@ -338,6 +356,45 @@ impl TrackingService for TrackingApi {
         Ok(Response::new(pb::ExportDeliveryHistoryResponse {
             csv,
             rows: u32::try_from(rows.len()).unwrap_or(u32::MAX),
+        }))
+    }
+
+    async fn retrain_eta_model(
+        &self,
+        _request: Request<pb::RetrainEtaModelRequest>,
+    ) -> Result<Response<pb::RetrainEtaModelResponse>, Status> {
+        let (version, promoted) = self.models.retrain().await?.ok_or_else(|| {
+            Status::failed_precondition(
+                "the recorded delivery history is too short to learn from (200 delivered rows needed)",
+            )
+        })?;
+        Ok(Response::new(pb::RetrainEtaModelResponse {
+            model: Some(version_proto(&version)),
+            promoted,
+        }))
+    }
+
+    async fn list_eta_models(
+        &self,
+        _request: Request<pb::ListEtaModelsRequest>,
+    ) -> Result<Response<pb::ListEtaModelsResponse>, Status> {
+        let models = self.models.versions().await?;
+        Ok(Response::new(pb::ListEtaModelsResponse {
+            models: models.iter().map(version_proto).collect(),
+        }))
+    }
+
+    async fn promote_eta_model(
+        &self,
+        request: Request<pb::PromoteEtaModelRequest>,
+    ) -> Result<Response<pb::PromoteEtaModelResponse>, Status> {
+        let version = request.into_inner().version;
+        let model =
+            self.models.promote(version).await?.ok_or_else(|| {
+                Status::not_found(format!("delivery-time model version {version}"))
+            })?;
+        Ok(Response::new(pb::PromoteEtaModelResponse {
+            model: Some(version_proto(&model)),
         }))
     }
 

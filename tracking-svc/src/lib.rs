@@ -18,6 +18,7 @@ mod enrich;
 mod hub;
 mod ingest;
 mod live;
+mod models;
 mod push;
 mod sources;
 mod store;
@@ -107,6 +108,17 @@ pub struct Config {
     /// Longest wait for a weather or traffic answer; after it the values stay unknown.
     #[arg(long = "source-timeout", env = "OMS_SOURCE_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub source_timeout: Duration,
+    /// How often a delivery-time model is trained on the recorded history (promoted only when
+    /// better); 0s: only on demand (RetrainEtaModel).
+    #[arg(long = "eta-retrain-interval", env = "OMS_ETA_RETRAIN_INTERVAL", default_value = "24h", value_parser = parse_duration)]
+    pub eta_retrain_interval: Duration,
+    /// Boosting rounds of a delivery-time model.
+    #[arg(
+        long = "eta-iterations",
+        env = "OMS_ETA_ITERATIONS",
+        default_value_t = 300
+    )]
+    pub eta_iterations: usize,
     /// How often the delivery history's new rows are completed with weather and traffic.
     #[arg(long = "enrich-interval", env = "OMS_ENRICH_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub enrich_interval: Duration,
@@ -229,7 +241,18 @@ pub async fn start(config: Config, ctx: ServiceContext) -> Result<RunningService
         outbox,
         written,
     });
+    let registry = Arc::new(
+        models::Registry::load(ingest.store.clone(), config.eta_iterations.max(1))
+            .await
+            .map_err(|e| StartError::Config(e.to_string()))?,
+    );
+    tasks.spawn(models::run(
+        registry.clone(),
+        config.eta_retrain_interval,
+        ctx.shutdown.clone(),
+    ));
     let api = api::TrackingApi {
+        models: registry,
         ingest,
         hub,
         heartbeat: config.heartbeat,

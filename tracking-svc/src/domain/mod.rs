@@ -4,6 +4,7 @@
 pub mod effects;
 pub mod eta;
 pub mod history;
+pub mod models;
 pub mod notify;
 pub mod positions;
 

@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(CouriersAndLocales),
             Box::new(DeliveryHistoryTables),
             Box::new(DeliveryConditions),
+            Box::new(EtaModelVersions),
         ]
     }
 
@@ -474,6 +475,56 @@ impl MigrationTrait for DeliveryConditions {
                 Table::alter()
                     .table(DeliveryHistory::Table)
                     .add_column(boolean(DeliveryHistory::Enriched).default(false))
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+/// Trained delivery-time models, their scores, and which one serves.
+struct EtaModelVersions;
+
+impl MigrationName for EtaModelVersions {
+    fn name(&self) -> &str {
+        "m0006_eta_models"
+    }
+}
+
+#[derive(DeriveIden)]
+enum EtaModels {
+    Table,
+    Version,
+    TrainedAt,
+    TrainedRows,
+    HeldOut,
+    MaeMin,
+    P90AbsErrMin,
+    P90Coverage,
+    BaselineMaeMin,
+    Serving,
+    Note,
+    Model,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for EtaModelVersions {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(EtaModels::Table)
+                    .if_not_exists()
+                    .col(big_integer(EtaModels::Version).primary_key())
+                    .col(timestamp_with_time_zone(EtaModels::TrainedAt))
+                    .col(integer(EtaModels::TrainedRows))
+                    .col(integer(EtaModels::HeldOut))
+                    .col(double(EtaModels::MaeMin))
+                    .col(double(EtaModels::P90AbsErrMin))
+                    .col(double(EtaModels::P90Coverage))
+                    .col(double(EtaModels::BaselineMaeMin))
+                    .col(boolean(EtaModels::Serving))
+                    .col(text(EtaModels::Note))
+                    .col(text(EtaModels::Model))
                     .to_owned(),
             )
             .await

@@ -4,6 +4,7 @@
 pub mod entities;
 pub mod history;
 pub mod migration;
+pub mod models;
 mod order_tracking;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
