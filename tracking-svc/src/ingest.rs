@@ -6,11 +6,11 @@
 //! geofence the buyer is told it is arriving.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::Arc,
 };
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use oms_platform::{
     bus::Area,
     events::{envelope, to_timestamp},
@@ -29,9 +29,10 @@ use crate::{
     domain::{
         TrackingError,
         effects::Happening,
-        eta::{EtaInput, EtaModel},
+        eta::{self, EtaInput, EtaModel},
         positions::{self, Fix, Limits, Verdict},
     },
+    models::Registry,
     store::{NewFix, Store},
 };
 
@@ -61,6 +62,9 @@ pub struct Ingest {
     pub outbox: Outbox,
     /// Wakes the feed tail after commits that wrote alerts.
     pub written: Arc<Notify>,
+    /// The serving delivery-time model, whose expected arrival at dispatch is the live ETA's
+    /// prior.
+    pub models: Arc<Registry>,
 }
 
 impl Ingest {
@@ -142,6 +146,26 @@ impl Ingest {
         }
         let moved: BTreeSet<&str> = newest.keys().copied().collect();
         let was_arriving = self.store.arriving(&txn, &moved).await?;
+        // With a model serving: each shipment's expected arrival at dispatch, and its length.
+        let serving = self.models.serving().await;
+        let priors: HashMap<String, (DateTime<Utc>, f64)> = match &serving {
+            Some((_, model)) => self
+                .store
+                .deliveries_by_shipment(&txn, &moved)
+                .await?
+                .into_iter()
+                .map(|(id, delivery)| {
+                    let minutes = model.predict(&delivery).p50_min;
+                    let arrival = delivery.dispatched_at
+                        + chrono::Duration::seconds((minutes * 60.0).round() as i64);
+                    (
+                        id,
+                        (arrival, oms_eta_model::features::distance_km(&delivery)),
+                    )
+                })
+                .collect(),
+            None => HashMap::new(),
+        };
         let mut events = Vec::with_capacity(2 * newest.len());
         let mut etas = Vec::with_capacity(newest.len());
         let mut arriving = Vec::new();
@@ -175,9 +199,16 @@ impl Ingest {
                 window: shipment.window_start.zip(shipment.window_end),
                 now,
             };
-            let Some(estimate) = self.model.estimate(&input) else {
+            let Some(mut estimate) = self.model.estimate(&input) else {
                 continue;
             };
+            let mut model_name = self.model.name().to_owned();
+            if let (Some((version, _)), Some((prior, total_km))) =
+                (&serving, priors.get(*shipment_id))
+            {
+                estimate = eta::with_prior(estimate, *prior, *total_km, now);
+                model_name = format!("{model_name}+delivery-time-v{version}");
+            }
             let before = was_arriving.contains(*shipment_id);
             let eta = Eta {
                 shipment_id: shipment.shipment_id.clone(),
@@ -187,7 +218,7 @@ impl Ingest {
                 speed_kmh: estimate.speed_kmh,
                 arriving: estimate.arriving || before,
                 computed_at: Some(to_timestamp(now)),
-                model: self.model.name().to_owned(),
+                model: model_name,
             };
             events.push(envelope(
                 Area::Tracking,

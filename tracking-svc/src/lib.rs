@@ -234,18 +234,19 @@ pub async fn start(config: Config, ctx: ServiceContext) -> Result<RunningService
         geofence_km: config.geofence_m / 1000.0,
         ..SmoothedSpeed::default()
     };
+    let registry = Arc::new(
+        models::Registry::load(store.clone(), config.eta_iterations.max(1))
+            .await
+            .map_err(|e| StartError::Config(e.to_string()))?,
+    );
     let ingest = Arc::new(ingest::Ingest {
         store,
         model: Arc::new(model),
         limits,
         outbox,
         written,
+        models: registry.clone(),
     });
-    let registry = Arc::new(
-        models::Registry::load(ingest.store.clone(), config.eta_iterations.max(1))
-            .await
-            .map_err(|e| StartError::Config(e.to_string()))?,
-    );
     tasks.spawn(models::run(
         registry.clone(),
         config.eta_retrain_interval,

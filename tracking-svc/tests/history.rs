@@ -387,5 +387,63 @@ async fn retraining_on_the_recorded_history_promotes_only_a_better_model() {
         .await
         .unwrap_err();
     assert_eq!(missing.code(), tonic::Code::NotFound);
+
+    // A parcel on its way now: its live ETA takes the serving model's prior.
+    let handed = Utc::now() - chrono::Duration::minutes(10);
+    let fresh = Shipment {
+        shipment_id: "live-1".into(),
+        order_id: "live-order-1".into(),
+        user_id: "ada".into(),
+        center_id: "fc-0".into(),
+        direction: ShipmentDirection::Outbound.into(),
+        method: ShippingMethod::Standard.into(),
+        carrier: "parcelnet".into(),
+        status: ShipmentStatus::HandedToCarrier.into(),
+        destination: Some(Address {
+            location: Some(GeoPoint {
+                lat: 48.14,
+                lng: 11.58,
+            }),
+            ..Default::default()
+        }),
+        events: vec![carrier_event(ShipmentStatus::HandedToCarrier, handed)],
+        ..Default::default()
+    };
+    publish(&mesh, &fresh).await;
+    let fix = pb::PositionReport {
+        device_id: "van".into(),
+        shipment_id: "live-1".into(),
+        point: Some(GeoPoint {
+            lat: 50.0,
+            lng: 11.0,
+        }),
+        recorded_at: Some(to_timestamp(Utc::now() - chrono::Duration::seconds(30))),
+        ..Default::default()
+    };
+    let mut eta = None;
+    for _ in 0..100 {
+        // Until tracking knows the parcel the fix is refused; then one is kept.
+        mesh.tracking
+            .report_positions(pb::ReportPositionsRequest {
+                positions: vec![fix.clone()],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        if let Ok(found) = mesh
+            .tracking
+            .get_eta(pb::GetEtaRequest {
+                shipment_id: "live-1".into(),
+                user_id: String::new(),
+            })
+            .await
+        {
+            eta = found.into_inner().eta;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let eta = eta.expect("no ETA for the live parcel");
+    assert_eq!(eta.model, "smoothed-speed-v1+delivery-time-v1", "{eta:?}");
     stop(mesh).await;
 }

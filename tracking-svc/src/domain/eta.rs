@@ -113,6 +113,28 @@ impl EtaModel for SmoothedSpeed {
     }
 }
 
+/// The GPS estimate combined with a learned prior (the delivery-time model's expected arrival
+/// at dispatch): far from the door the prior counts most, near it the courier's progress.
+/// `total_km` is the trip's great-circle length; a prior already past is ignored.
+pub fn with_prior(
+    estimate: EtaEstimate,
+    prior: DateTime<Utc>,
+    total_km: f64,
+    now: DateTime<Utc>,
+) -> EtaEstimate {
+    if prior <= now || estimate.arriving || total_km.is_nan() || total_km <= 0.0 {
+        return estimate;
+    }
+    let progress = (1.0 - estimate.remaining_km / total_km).clamp(0.0, 1.0);
+    let gps_ms = (estimate.arrival - now).num_milliseconds() as f64;
+    let prior_ms = (prior - now).num_milliseconds() as f64;
+    let blended = progress * gps_ms + (1.0 - progress) * prior_ms;
+    EtaEstimate {
+        arrival: now + chrono::Duration::milliseconds(blended.round() as i64),
+        ..estimate
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +251,30 @@ mod tests {
                     now: at(1)
                 })
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn the_prior_counts_most_far_from_the_door_and_least_near_it() {
+        let now = Utc::now();
+        let gps = |remaining_km: f64| EtaEstimate {
+            arrival: now + chrono::Duration::hours(1),
+            remaining_km,
+            speed_kmh: 30.0,
+            arriving: false,
+        };
+        let prior = now + chrono::Duration::hours(5);
+        let start = with_prior(gps(100.0), prior, 100.0, now);
+        assert_eq!(start.arrival, prior, "no progress yet: the prior");
+        let half = with_prior(gps(50.0), prior, 100.0, now);
+        assert_eq!(half.arrival, now + chrono::Duration::hours(3));
+        let near = with_prior(gps(0.0), prior, 100.0, now);
+        assert_eq!(near.arrival, now + chrono::Duration::hours(1));
+        let late = with_prior(gps(50.0), now - chrono::Duration::hours(1), 100.0, now);
+        assert_eq!(
+            late.arrival,
+            gps(50.0).arrival,
+            "a prior in the past is ignored"
         );
     }
 }

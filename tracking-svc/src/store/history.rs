@@ -1,7 +1,7 @@
 //! The delivery history: a row per outbound shipment handed to its carrier, completed when it
 //! is delivered, and the centers parcels leave from. Read back as the CSV models learn from.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use oms_eta_model::history::{Delivery, Weather};
@@ -66,6 +66,29 @@ pub mod delivery {
     pub enum Relation {}
 
     impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// A history row as the models read it; `None` while its center is unknown.
+fn as_delivery(row: delivery::Model, centers: &HashMap<String, center::Model>) -> Option<Delivery> {
+    let origin = centers.get(&row.center_id)?;
+    Some(Delivery {
+        dispatched_at: row.dispatched_at,
+        origin: (origin.lat, origin.lng),
+        destination: (row.dest_lat, row.dest_lng),
+        carrier: row.carrier,
+        method: row.method,
+        weather: Weather {
+            precip_mm: row.precip_mm,
+            snow_cm: row.snow_cm,
+            temp_c: row.temp_c,
+            wind_kmh: row.wind_kmh,
+            visibility_km: row.visibility_km,
+        },
+        traffic_index: row.traffic_index,
+        holiday: None,
+        center_load: None,
+        duration_min: row.duration_min,
+    })
 }
 
 impl Store {
@@ -169,26 +192,36 @@ impl Store {
             .await?;
         Ok(rows
             .into_iter()
+            .filter_map(|row| as_delivery(row, &centers))
+            .collect())
+    }
+
+    /// The history rows of some shipments (those recorded, whose center is known), by id.
+    pub async fn deliveries_by_shipment<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        ids: &BTreeSet<&str>,
+    ) -> Result<HashMap<String, Delivery>, TrackingError> {
+        let rows = delivery::Entity::find()
+            .filter(delivery::Column::ShipmentId.is_in(ids.iter().map(|id| (*id).to_owned())))
+            .all(conn)
+            .await?;
+        if rows.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let wanted: Vec<String> = rows.iter().map(|r| r.center_id.clone()).collect();
+        let centers: HashMap<String, center::Model> = center::Entity::find()
+            .filter(center::Column::CenterId.is_in(wanted))
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|c| (c.center_id.clone(), c))
+            .collect();
+        Ok(rows
+            .into_iter()
             .filter_map(|row| {
-                let origin = centers.get(&row.center_id)?;
-                Some(Delivery {
-                    dispatched_at: row.dispatched_at,
-                    origin: (origin.lat, origin.lng),
-                    destination: (row.dest_lat, row.dest_lng),
-                    carrier: row.carrier,
-                    method: row.method,
-                    weather: Weather {
-                        precip_mm: row.precip_mm,
-                        snow_cm: row.snow_cm,
-                        temp_c: row.temp_c,
-                        wind_kmh: row.wind_kmh,
-                        visibility_km: row.visibility_km,
-                    },
-                    traffic_index: row.traffic_index,
-                    holiday: None,
-                    center_load: None,
-                    duration_min: row.duration_min,
-                })
+                let id = row.shipment_id.clone();
+                as_delivery(row, &centers).map(|d| (id, d))
             })
             .collect())
     }
