@@ -170,12 +170,16 @@ pub async fn start(config: Config, ctx: ServiceContext) -> Result<RunningService
         .open_database::<store::migration::Migrator>("tracking", &config.database, &tasks)
         .await?;
     let store = store::Store { db: db.clone() };
-    tasks.spawn(enrich::run(
-        store.clone(),
-        sources(&config)?,
-        config.enrich_interval,
-        ctx.shutdown.clone(),
-    ));
+    // Without a source there is nothing to fill in (and no reason to touch the rows).
+    let sources = sources(&config)?;
+    if sources.weather.is_some() || sources.traffic.is_some() {
+        tasks.spawn(enrich::run(
+            store.clone(),
+            sources,
+            config.enrich_interval,
+            ctx.shutdown.clone(),
+        ));
+    }
     let hub = Arc::new(hub::Hub::default());
     let written = Arc::new(Notify::new());
 
