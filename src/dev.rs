@@ -101,6 +101,7 @@ async fn start_all(args: &DevArgs, ctx: &ServiceContext) -> anyhow::Result<Vec<R
         "fulfillment",
     );
     fulfillment.inventory_url = url(oms_inventory_svc::DEFAULT_PORT);
+    fulfillment.tracking_url = url(oms_tracking_svc::DEFAULT_PORT);
     running.push(oms_fulfillment_svc::start(fulfillment, ctx.clone()).await?);
 
     let mut tracking: oms_tracking_svc::Config = defaults()?;

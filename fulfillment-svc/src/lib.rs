@@ -15,6 +15,7 @@ mod couriers;
 mod dispatch;
 mod domain;
 mod events;
+mod learned_transit;
 mod planning;
 mod store;
 
@@ -61,6 +62,16 @@ pub struct Config {
         default_value = "http://127.0.0.1:50053"
     )]
     pub inventory_url: String,
+    /// tracking-svc address(es), where the serving delivery-time model comes from.
+    #[arg(
+        long = "tracking-url",
+        env = "OMS_TRACKING_URL",
+        default_value = "http://127.0.0.1:50055"
+    )]
+    pub tracking_url: String,
+    /// How often the serving delivery-time model is looked up.
+    #[arg(long = "eta-model-refresh", env = "OMS_ETA_MODEL_REFRESH", default_value = "60s", value_parser = parse_duration)]
+    pub eta_model_refresh: Duration,
     /// Routing score per kilometre to the destination.
     #[arg(
         long = "route-weight-km",
@@ -148,7 +159,16 @@ pub async fn start(config: Config, ctx: ServiceContext) -> Result<RunningService
         "reference exchange rates loaded"
     );
     let inventory = client::channel("inventory", &config.inventory_url, config.peer_timeout)?;
+    let learned = Arc::new(learned_transit::LearnedTransit::default());
+    let tracking = client::channel("tracking", &config.tracking_url, config.peer_timeout)?;
+    tasks.spawn(learned_transit::follow(
+        learned.clone(),
+        tracking,
+        config.eta_model_refresh,
+        ctx.shutdown.clone(),
+    ));
     let planner = Arc::new(planning::Planner {
+        learned,
         store: store.clone(),
         inventory: InventoryServiceClient::new(inventory),
         weights: Weights {

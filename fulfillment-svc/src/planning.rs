@@ -27,6 +27,7 @@ use crate::{
         tax::{self, FxRates, GoodsLine, ShipmentValue, TaxTable},
         validate::PlanInput,
     },
+    learned_transit::LearnedTransit,
     store::Store,
 };
 
@@ -46,6 +47,8 @@ pub struct Planner {
     pub fx: Arc<FxRates>,
     /// How long a quote can be honoured.
     pub quote_ttl: Duration,
+    /// Promised windows from the learned delivery-time model, when one serves.
+    pub learned: Arc<LearnedTransit>,
 }
 
 /// A priced plan and the highest surge multiplier in it.
@@ -209,6 +212,16 @@ impl Planner {
                 ),
             );
             let landed = landed_cost(&table, &self.fx, center, input, allocation, skus, &price)?;
+            let promise = self
+                .learned
+                .promise(
+                    center,
+                    input.destination.point,
+                    &allocation.offer,
+                    allocation.promise,
+                    input.window,
+                )
+                .await;
             shipping_total = shipping_total.plus(&price)?;
             tax_total = tax_total.plus(&Money::new(currency, landed.tax))?;
             duty_total = duty_total.plus(&Money::new(currency, landed.duty))?;
@@ -225,8 +238,8 @@ impl Planner {
                     })
                     .collect(),
                 promised_window: Some(TimeWindow {
-                    start: Some(to_timestamp(allocation.promise.earliest)),
-                    end: Some(to_timestamp(allocation.promise.latest)),
+                    start: Some(to_timestamp(promise.earliest)),
+                    end: Some(to_timestamp(promise.latest)),
                 }),
                 shipping_price: Some(price.to_proto()),
                 landed_cost: Some(landed_proto(&landed, currency)),

@@ -398,6 +398,27 @@ impl TrackingService for TrackingApi {
         }))
     }
 
+    async fn get_serving_eta_model(
+        &self,
+        request: Request<pb::GetServingEtaModelRequest>,
+    ) -> Result<Response<pb::GetServingEtaModelResponse>, Status> {
+        let known = request.into_inner().known_version;
+        let Some((version, model)) = self.models.serving().await else {
+            return Ok(Response::new(pb::GetServingEtaModelResponse::default()));
+        };
+        let model_json = if version == known {
+            String::new()
+        } else {
+            model
+                .to_json()
+                .map_err(|e| Status::internal(format!("model file: {e}")))?
+        };
+        Ok(Response::new(pb::GetServingEtaModelResponse {
+            version,
+            model_json,
+        }))
+    }
+
     async fn get_order_tracking(
         &self,
         request: Request<pb::GetOrderTrackingRequest>,

@@ -17,6 +17,7 @@ use oms_proto::{
     inventory::v1::{self as inv, inventory_service_client::InventoryServiceClient},
     mobile::v1::{self as pb, mobile_order_service_client::MobileOrderServiceClient},
     order::v1::{self as ord, OrderLineInput, order_service_client::OrderServiceClient},
+    tracking::v1::tracking_service_client::TrackingServiceClient,
 };
 use tonic::{Request, transport::Channel};
 
@@ -46,6 +47,8 @@ pub struct Mesh {
     pub fulfillment: FulfillmentServiceClient<Channel>,
     /// Stock, for checking what a refused call left behind.
     pub inventory: InventoryServiceClient<Channel>,
+    /// Delivery history and models (operators).
+    pub tracking: TrackingServiceClient<Channel>,
     pub ctx: ServiceContext,
     pub running: Vec<RunningService>,
     _dir: tempfile::TempDir,
@@ -84,19 +87,23 @@ pub async fn start_with(options: Options) -> Mesh {
     let inventory = oms_inventory_svc::start(inventory, ctx.clone())
         .await
         .unwrap();
-    let mut fulfillment: oms_fulfillment_svc::Config = config::defaults().unwrap();
-    fulfillment.server.listen = listen();
-    fulfillment.database = database(dir.path(), "fulfillment");
-    fulfillment.inventory_url = inventory.url();
-    let fulfillment = oms_fulfillment_svc::start(fulfillment, ctx.clone())
-        .await
-        .unwrap();
     let mut tracking: oms_tracking_svc::Config = config::defaults().unwrap();
     tracking.server.listen = listen();
     tracking.database = database(dir.path(), "tracking");
     tracking.heartbeat = Duration::from_millis(300);
     tracking.push_webhook_url = options.push_webhook_url;
+    tracking.eta_retrain_interval = Duration::ZERO;
+    tracking.eta_iterations = 80;
     let tracking = oms_tracking_svc::start(tracking, ctx.clone())
+        .await
+        .unwrap();
+    let mut fulfillment: oms_fulfillment_svc::Config = config::defaults().unwrap();
+    fulfillment.server.listen = listen();
+    fulfillment.database = database(dir.path(), "fulfillment");
+    fulfillment.inventory_url = inventory.url();
+    fulfillment.tracking_url = tracking.url();
+    fulfillment.eta_model_refresh = Duration::from_millis(200);
+    let fulfillment = oms_fulfillment_svc::start(fulfillment, ctx.clone())
         .await
         .unwrap();
     let mut order: oms_order_svc::Config = config::defaults().unwrap();
@@ -129,6 +136,7 @@ pub async fn start_with(options: Options) -> Mesh {
         gateway: MobileOrderServiceClient::new(channel(gateway.url()).await),
         fulfillment: FulfillmentServiceClient::new(channel(fulfillment.url()).await),
         inventory: InventoryServiceClient::new(channel(inventory.url()).await),
+        tracking: TrackingServiceClient::new(channel(tracking.url()).await),
         key,
         ctx,
         running: vec![gateway, order, tracking, fulfillment, inventory],
