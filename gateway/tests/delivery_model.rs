@@ -4,98 +4,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "../../tracking-svc/tests/common/history_events.rs"]
+mod history_events;
 
 use std::time::Duration;
 
 use common::{Mesh, start, stop, with_token};
-use oms_platform::{
-    bus::Area,
-    events::{envelope, to_timestamp},
-};
 use oms_proto::{
     common::v1::{Address, GeoPoint, ShippingMethod, TimeWindow},
-    events::v1::{CenterUpserted, ShipmentStatusChanged, envelope::Payload},
-    fulfillment::v1::{
-        CarrierEvent, FulfillmentCenter, Shipment, ShipmentDirection, ShipmentStatus,
-    },
     mobile::v1 as pb,
     order::v1::OrderLineInput,
     tracking::v1 as trk,
 };
-
-/// A simulated year's deliveries as fulfillment's events on the bus.
-async fn record_history(mesh: &Mesh, rows: &[oms_eta_model::history::Delivery]) {
-    let mut centers: Vec<(f64, f64)> = rows.iter().map(|r| r.origin).collect();
-    centers.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    centers.dedup();
-    let id =
-        |point: (f64, f64)| format!("sim-{}", centers.iter().position(|c| *c == point).unwrap());
-    for point in &centers {
-        let center = FulfillmentCenter {
-            center_id: id(*point),
-            point: Some(GeoPoint {
-                lat: point.0,
-                lng: point.1,
-            }),
-            country_code: "DE".into(),
-            ..Default::default()
-        };
-        let event = envelope(
-            Area::Fulfillment,
-            &center.center_id.clone(),
-            "center_upserted",
-            "",
-            Payload::CenterUpserted(CenterUpserted {
-                center: Some(center),
-            }),
-        )
-        .unwrap();
-        mesh.ctx.bus.publish(&event).await.unwrap();
-    }
-    for (i, row) in rows.iter().enumerate() {
-        let at = |t: chrono::DateTime<chrono::Utc>, status: ShipmentStatus| CarrierEvent {
-            status: status.into(),
-            at: Some(to_timestamp(t)),
-            ..Default::default()
-        };
-        let delivered =
-            row.dispatched_at + chrono::Duration::minutes(row.duration_min.unwrap() as i64);
-        let shipment = Shipment {
-            shipment_id: format!("hist-{i}"),
-            order_id: format!("hist-order-{i}"),
-            user_id: "history".into(),
-            center_id: id(row.origin),
-            direction: ShipmentDirection::Outbound.into(),
-            method: ShippingMethod::Standard.into(),
-            carrier: row.carrier.clone(),
-            status: ShipmentStatus::Delivered.into(),
-            destination: Some(Address {
-                location: Some(GeoPoint {
-                    lat: row.destination.0,
-                    lng: row.destination.1,
-                }),
-                ..Default::default()
-            }),
-            events: vec![
-                at(row.dispatched_at, ShipmentStatus::HandedToCarrier),
-                at(delivered, ShipmentStatus::Delivered),
-            ],
-            ..Default::default()
-        };
-        let event = envelope(
-            Area::Fulfillment,
-            &shipment.shipment_id.clone(),
-            "shipment_status_changed",
-            "history",
-            Payload::ShipmentStatusChanged(ShipmentStatusChanged {
-                shipment: Some(shipment),
-                previous_status: 0,
-            }),
-        )
-        .unwrap();
-        mesh.ctx.bus.publish(&event).await.unwrap();
-    }
-}
 
 async fn standard_window(mesh: &mut Mesh, token: &str) -> TimeWindow {
     let request = pb::QuoteDeliveryRequest {
@@ -142,7 +62,11 @@ async fn the_quoted_window_follows_the_promoted_model() {
         .unwrap();
     let formula = standard_window(&mut mesh, &ada).await;
 
-    record_history(&mesh, &oms_eta_model::simulate::year(2_000, 12)).await;
+    history_events::publish_history(
+        mesh.ctx.bus.as_ref(),
+        &oms_eta_model::simulate::year(2_000, 12),
+    )
+    .await;
     let mut trained = None;
     for _ in 0..100 {
         match mesh

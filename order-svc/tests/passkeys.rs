@@ -87,6 +87,20 @@ async fn challenge(mesh: &mut Mesh, order: &pb::Order) -> RequestChallengeRespon
     serde_json::from_str(&begun.request_options_json).unwrap()
 }
 
+/// Asking for `order`'s challenge is refused: the buyer has no passkey to answer with.
+async fn assert_told_to_enrol(mesh: &mut Mesh, order: &pb::Order) {
+    let refused = mesh
+        .orders
+        .begin_order_verification(pb::BeginOrderVerificationRequest {
+            order_id: order.order_id.clone(),
+            user_id: order.user_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(refused.message().contains("enrol"), "{}", refused.message());
+}
+
 /// The device's answer to `options` from `at`.
 fn answer(key: &mut SoftPasskey, at: Url, options: RequestChallengeResponse) -> String {
     serde_json::to_string(&key.do_authentication(at, options).unwrap()).unwrap()
@@ -182,16 +196,7 @@ async fn a_passkey_confirms_a_held_order_and_every_bad_answer_is_refused() {
 
     // No passkey yet: the app is told to enrol one.
     let first = hold(&mut mesh, "ada", "w1").await;
-    let refused = mesh
-        .orders
-        .begin_order_verification(pb::BeginOrderVerificationRequest {
-            order_id: first.order_id.clone(),
-            user_id: "ada".into(),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(refused.code(), Code::FailedPrecondition);
-    assert!(refused.message().contains("enrol"), "{}", refused.message());
+    assert_told_to_enrol(&mut mesh, &first).await;
 
     // An authenticator that cannot verify the user is not enrolled.
     let mut no_uv = SoftPasskey::new(false);
@@ -351,15 +356,7 @@ async fn a_passkey_confirms_a_held_order_and_every_bad_answer_is_refused() {
         .removed;
     assert!(removed);
     let fourth = hold(&mut mesh, "ada", "w4").await;
-    let refused = mesh
-        .orders
-        .begin_order_verification(pb::BeginOrderVerificationRequest {
-            order_id: fourth.order_id.clone(),
-            user_id: "ada".into(),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_told_to_enrol(&mut mesh, &fourth).await;
     stop(mesh).await;
 }
 

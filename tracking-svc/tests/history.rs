@@ -243,69 +243,6 @@ async fn a_silent_source_leaves_the_values_unknown_and_changes_no_answer() {
     stop(mesh).await;
 }
 
-/// Publishes a simulated history as fulfillment's events: the centers, then each parcel
-/// handed over and delivered.
-async fn publish_history(mesh: &Mesh, rows: &[oms_eta_model::history::Delivery]) {
-    let mut centers: Vec<(f64, f64)> = rows.iter().map(|r| r.origin).collect();
-    centers.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    centers.dedup();
-    let center_id =
-        |point: (f64, f64)| format!("fc-{}", centers.iter().position(|c| *c == point).unwrap());
-    for point in &centers {
-        let center = envelope(
-            Area::Fulfillment,
-            &center_id(*point),
-            "center_upserted",
-            "",
-            Payload::CenterUpserted(CenterUpserted {
-                center: Some(FulfillmentCenter {
-                    center_id: center_id(*point),
-                    point: Some(GeoPoint {
-                        lat: point.0,
-                        lng: point.1,
-                    }),
-                    country_code: "DE".into(),
-                    ..Default::default()
-                }),
-            }),
-        )
-        .unwrap();
-        mesh.bus.publish(&center).await.unwrap();
-    }
-    for (i, row) in rows.iter().enumerate() {
-        let delivered =
-            row.dispatched_at + chrono::Duration::minutes(row.duration_min.unwrap() as i64);
-        let shipment = Shipment {
-            shipment_id: format!("sim-{i}"),
-            order_id: format!("sim-order-{i}"),
-            user_id: "sim".into(),
-            center_id: center_id(row.origin),
-            direction: ShipmentDirection::Outbound.into(),
-            method: if row.method == "express" {
-                ShippingMethod::Express
-            } else {
-                ShippingMethod::Standard
-            }
-            .into(),
-            carrier: row.carrier.clone(),
-            status: ShipmentStatus::Delivered.into(),
-            destination: Some(Address {
-                location: Some(GeoPoint {
-                    lat: row.destination.0,
-                    lng: row.destination.1,
-                }),
-                ..Default::default()
-            }),
-            events: vec![
-                carrier_event(ShipmentStatus::HandedToCarrier, row.dispatched_at),
-                carrier_event(ShipmentStatus::Delivered, delivered),
-            ],
-            ..Default::default()
-        };
-        publish(mesh, &shipment).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retraining_on_the_recorded_history_promotes_only_a_better_model() {
     let mut mesh = start_configured(|config| {
@@ -321,7 +258,7 @@ async fn retraining_on_the_recorded_history_promotes_only_a_better_model() {
     assert_eq!(too_short.code(), tonic::Code::FailedPrecondition);
 
     let rows = oms_eta_model::simulate::year(2_000, 8);
-    publish_history(&mesh, &rows).await;
+    history_events::publish_history(mesh.bus.as_ref(), &rows).await;
     for _ in 0..200 {
         if export(&mut mesh).await.0 == 2_000 {
             break;

@@ -91,6 +91,24 @@ fn as_delivery(row: delivery::Model, centers: &HashMap<String, center::Model>) -
     })
 }
 
+/// The centers `rows` leave from, by id (one query).
+async fn centers_of<C: ConnectionTrait>(
+    conn: &C,
+    rows: &[delivery::Model],
+) -> Result<HashMap<String, center::Model>, TrackingError> {
+    let ids: BTreeSet<&str> = rows.iter().map(|r| r.center_id.as_str()).collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(center::Entity::find()
+        .filter(center::Column::CenterId.is_in(ids.into_iter().map(str::to_owned)))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|c| (c.center_id.clone(), c))
+        .collect())
+}
+
 impl Store {
     /// Records or updates centers (each at most once per call).
     pub async fn upsert_centers<'a, C: ConnectionTrait>(
@@ -175,12 +193,6 @@ impl Store {
         since: Option<DateTime<Utc>>,
         limit: u64,
     ) -> Result<Vec<Delivery>, TrackingError> {
-        let centers: HashMap<String, center::Model> = center::Entity::find()
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|c| (c.center_id.clone(), c))
-            .collect();
         let mut rows = delivery::Entity::find().filter(delivery::Column::DurationMin.is_not_null());
         if let Some(since) = since {
             rows = rows.filter(delivery::Column::DispatchedAt.gte(since));
@@ -190,6 +202,7 @@ impl Store {
             .limit(limit)
             .all(&self.db)
             .await?;
+        let centers = centers_of(&self.db, &rows).await?;
         Ok(rows
             .into_iter()
             .filter_map(|row| as_delivery(row, &centers))
@@ -206,17 +219,7 @@ impl Store {
             .filter(delivery::Column::ShipmentId.is_in(ids.iter().map(|id| (*id).to_owned())))
             .all(conn)
             .await?;
-        if rows.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let wanted: Vec<String> = rows.iter().map(|r| r.center_id.clone()).collect();
-        let centers: HashMap<String, center::Model> = center::Entity::find()
-            .filter(center::Column::CenterId.is_in(wanted))
-            .all(conn)
-            .await?
-            .into_iter()
-            .map(|c| (c.center_id.clone(), c))
-            .collect();
+        let centers = centers_of(conn, &rows).await?;
         Ok(rows
             .into_iter()
             .filter_map(|row| {
@@ -238,18 +241,11 @@ impl Store {
             .limit(limit)
             .all(&self.db)
             .await?;
-        let ids: Vec<String> = rows.iter().map(|r| r.center_id.clone()).collect();
-        let centers: HashMap<String, (f64, f64)> = center::Entity::find()
-            .filter(center::Column::CenterId.is_in(ids))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|c| (c.center_id, (c.lat, c.lng)))
-            .collect();
+        let centers = centers_of(&self.db, &rows).await?;
         Ok(rows
             .into_iter()
             .filter_map(|row| {
-                let origin = *centers.get(&row.center_id)?;
+                let origin = centers.get(&row.center_id).map(|c| (c.lat, c.lng))?;
                 Some((row, origin))
             })
             .collect())

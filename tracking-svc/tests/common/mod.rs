@@ -2,6 +2,8 @@
 //! tests publish order and shipment events on the bus as order-svc and fulfillment-svc do.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod history_events;
+
 use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
