@@ -64,23 +64,29 @@ async fn the_quoted_window_follows_the_promoted_model() {
 
     history_events::publish_history(
         mesh.ctx.bus.as_ref(),
-        &oms_eta_model::simulate::year(2_000, 12),
+        &oms_eta_model::simulate::year(2_000, 8),
     )
     .await;
-    let mut trained = None;
-    for _ in 0..100 {
-        match mesh
+    // Train once the whole history is recorded (the consumer applies it in batches).
+    for _ in 0..200 {
+        let recorded = mesh
             .tracking
-            .retrain_eta_model(trk::RetrainEtaModelRequest {})
+            .export_delivery_history(trk::ExportDeliveryHistoryRequest::default())
             .await
-        {
-            Ok(answer) => {
-                trained = Some(answer.into_inner());
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            .unwrap()
+            .into_inner()
+            .rows;
+        if recorded == 2_000 {
+            break;
         }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let trained = mesh
+        .tracking
+        .retrain_eta_model(trk::RetrainEtaModelRequest {})
+        .await
+        .ok()
+        .map(tonic::Response::into_inner);
     let trained = trained.expect("the history never reached tracking");
     assert!(trained.promoted, "{trained:?}");
 
