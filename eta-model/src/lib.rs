@@ -3,6 +3,7 @@
 //! - [`history`]: the CSV a delivery history is kept and exchanged in (one row per delivered
 //!   shipment: what was known at dispatch, and how long it took).
 //! - [`features`]: what the model sees of a row.
+//! - [`holidays`]: nationwide public holidays per country, from a Nager.Date-shaped file.
 //! - [`baseline`]: duration = a + distance / speed, fitted by least squares — what a formula
 //!   gets, and the bar a model must clear.
 //! - [`model`]: gradient-boosted trees (perpetual) for the P50 and P90 duration.
@@ -14,6 +15,7 @@ pub mod baseline;
 pub mod evaluate;
 pub mod features;
 pub mod history;
+pub mod holidays;
 pub mod model;
 pub mod simulate;
 
@@ -37,6 +39,9 @@ pub enum EtaError {
     /// The boosting library failed.
     #[error("model: {0}")]
     Model(String),
+    /// A holiday calendar does not read.
+    #[error("holiday calendar: {0}")]
+    Calendar(String),
     /// A model file does not decode.
     #[error("model file: {0}")]
     ModelFile(String),

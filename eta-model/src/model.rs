@@ -5,10 +5,11 @@
 //! 1. the history is cut into five blocks of time; each block is predicted by a model fitted
 //!    on the other four, so every row gets an honest residual (ln actual − ln predicted);
 //! 2. the median of those residuals moves the P50; `spread` learns how far off a prediction
-//!    tends to be (|residual|) for each kind of delivery;
-//! 3. the 90th percentile of residual / spread gives the factor `k`: P90 = exp(center + k ×
-//!    spread) covers 90% of deliveries the model did not see (a cross-conformal calibration);
-//! 4. `center` is fitted on everything for serving.
+//!    tends to be (|residual|) for each kind of delivery, again block by block;
+//! 3. the 90th percentile of residual / spread (both out of fold) gives the factor `k`: P90 =
+//!    exp(center + k × spread) covers 90% of deliveries the model did not see (a
+//!    cross-conformal calibration);
+//! 4. `center` and `spread` are fitted on everything for serving.
 
 use forust_ml::{GradientBooster, Matrix, objective::ObjectiveType};
 use serde::{Deserialize, Serialize};
@@ -88,6 +89,29 @@ fn predict(booster: &GradientBooster, rows: &[Delivery]) -> Vec<f64> {
     booster.predict(&matrix, false)
 }
 
+/// Predictions of `targets` for every row by a model fitted on the other blocks of time only
+/// (the rows are in time order, cut into [`FOLDS`] blocks).
+fn out_of_fold(
+    rows: &[Delivery],
+    targets: &[f64],
+    iterations: usize,
+) -> Result<Vec<f64>, EtaError> {
+    let block = rows.len().div_ceil(FOLDS);
+    let mut predicted = Vec::with_capacity(rows.len());
+    for fold in 0..FOLDS {
+        let (from, to) = (fold * block, ((fold + 1) * block).min(rows.len()));
+        let others: Vec<Delivery> = rows[..from].iter().chain(&rows[to..]).cloned().collect();
+        let others_targets: Vec<f64> = targets[..from]
+            .iter()
+            .chain(&targets[to..])
+            .copied()
+            .collect();
+        let model = fit(&others, &others_targets, iterations)?;
+        predicted.extend(predict(&model, &rows[from..to]));
+    }
+    Ok(predicted)
+}
+
 fn fit(rows: &[Delivery], y: &[f64], iterations: usize) -> Result<GradientBooster, EtaError> {
     let data = features::columns(rows);
     let matrix = Matrix::new(&data, rows.len(), features::NAMES.len());
@@ -120,27 +144,21 @@ impl DeliveryModel {
             .collect();
 
         // Honest residuals: each block of time predicted by a model that never saw it.
-        let block = delivered.len().div_ceil(FOLDS);
-        let mut residuals = Vec::with_capacity(delivered.len());
-        for fold in 0..FOLDS {
-            let (from, to) = (fold * block, ((fold + 1) * block).min(delivered.len()));
-            let others: Vec<Delivery> = delivered[..from]
-                .iter()
-                .chain(&delivered[to..])
-                .cloned()
-                .collect();
-            let others_y: Vec<f64> = y[..from].iter().chain(&y[to..]).copied().collect();
-            let model = fit(&others, &others_y, iterations)?;
-            let predicted = predict(&model, &delivered[from..to]);
-            residuals.extend(y[from..to].iter().zip(predicted).map(|(y, p)| y - p));
-        }
+        let residuals: Vec<f64> = y
+            .iter()
+            .zip(out_of_fold(&delivered, &y, iterations)?)
+            .map(|(y, p)| y - p)
+            .collect();
         let median_shift = quantile(&mut residuals.clone(), 0.5);
         let distance: Vec<f64> = residuals.iter().map(|r| (r - median_shift).abs()).collect();
+        // The calibration must see the spread as serving will: predicted for rows its model
+        // did not learn from (in-sample spreads hug the residuals, and the factor comes out
+        // too small — the P90 then covers less than it says).
+        let held_out_spreads = out_of_fold(&delivered, &distance, iterations)?;
         let spread = fit(&delivered, &distance, iterations)?;
-        let spreads = predict(&spread, &delivered);
         let mut normalized: Vec<f64> = residuals
             .iter()
-            .zip(&spreads)
+            .zip(&held_out_spreads)
             .map(|(r, s)| (r - median_shift) / s.max(MIN_SPREAD))
             .collect();
         let p90_factor = quantile(&mut normalized, 0.9).max(0.0);

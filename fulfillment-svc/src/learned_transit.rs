@@ -1,7 +1,9 @@
 //! Promised windows from the learned delivery-time model, when one serves: tracking-svc trains
 //! and promotes it on the recorded history; this follows the serving version and, for each
 //! planned parcel, promises from dispatch + P50 to dispatch + P90 instead of the carrier
-//! formula. The route is still chosen by the formula (and a requested window still bounds the
+//! formula. What is known at planning goes into the prediction: the center's load today and
+//! whether the dispatch day is a public holiday at the destination (with `--holidays-file`);
+//! the weather and traffic of a future hour are not, so the model treats them as unknown. The route is still chosen by the formula (and a requested window still bounds the
 //! promise); without a model, or for a promise the model cannot fit in the requested window,
 //! the formula's promise stands.
 
@@ -9,17 +11,19 @@ use std::{sync::Arc, time::Duration};
 
 use oms_eta_model::{
     history::{Delivery, Weather},
+    holidays::HolidayCalendar,
     model::DeliveryModel,
 };
-use oms_proto::{
-    common::v1::GeoPoint,
-    tracking::v1::{GetServingEtaModelRequest, tracking_service_client::TrackingServiceClient},
+use oms_proto::tracking::v1::{
+    GetServingEtaModelRequest, tracking_service_client::TrackingServiceClient,
 };
 use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-use crate::domain::{Center, MethodOffer, routing::Window, schedule::Promise};
+use crate::domain::{
+    Center, MethodOffer, routing::Window, schedule::Promise, validate::Destination,
+};
 
 /// Largest model file accepted from tracking-svc.
 const MAX_MODEL_BYTES: usize = 256 << 20;
@@ -28,19 +32,30 @@ const MAX_MODEL_BYTES: usize = 256 << 20;
 #[derive(Default)]
 pub struct LearnedTransit {
     serving: RwLock<Option<(i64, Arc<DeliveryModel>)>>,
+    holidays: Option<HolidayCalendar>,
 }
 
 impl LearnedTransit {
+    /// No model yet; `holidays` tells the model which dispatch days are public holidays.
+    pub fn new(holidays: Option<HolidayCalendar>) -> Self {
+        Self {
+            serving: RwLock::default(),
+            holidays,
+        }
+    }
+
     /// The serving version (0 for none).
     pub async fn version(&self) -> i64 {
         self.serving.read().await.as_ref().map_or(0, |(v, _)| *v)
     }
 
-    /// The promise for a parcel from `center` to `destination` by `offer`, given the formula's.
+    /// The promise for a parcel from `center` (at `load`: today's orders over its capacity) to
+    /// `destination` by `offer`, given the formula's.
     pub async fn promise(
         &self,
         center: &Center,
-        destination: GeoPoint,
+        load: f64,
+        destination: &Destination,
         offer: &MethodOffer,
         formula: Promise,
         requested: Option<Window>,
@@ -48,10 +63,11 @@ impl LearnedTransit {
         let Some((_, model)) = self.serving.read().await.clone() else {
             return formula;
         };
+        let point = destination.point;
         let parcel = Delivery {
             dispatched_at: formula.dispatch_at,
             origin: (center.point.lat, center.point.lng),
-            destination: (destination.lat, destination.lng),
+            destination: (point.lat, point.lng),
             carrier: offer.carrier.to_lowercase(),
             method: offer
                 .method
@@ -61,8 +77,10 @@ impl LearnedTransit {
                 .to_lowercase(),
             weather: Weather::default(),
             traffic_index: None,
-            holiday: None,
-            center_load: None,
+            holiday: self.holidays.as_ref().and_then(|calendar| {
+                calendar.holiday_at(&destination.country, point.lng, formula.dispatch_at)
+            }),
+            center_load: load.is_finite().then_some(load),
             duration_min: None,
         };
         let predicted = model.predict(&parcel);

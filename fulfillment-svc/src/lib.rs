@@ -69,6 +69,10 @@ pub struct Config {
         default_value = "http://127.0.0.1:50055"
     )]
     pub tracking_url: String,
+    /// Nationwide public holidays per country (Nager.Date-shaped JSON, the file tracking-svc
+    /// records the history with), for the learned promise.
+    #[arg(long = "holidays-file", env = "OMS_HOLIDAYS_FILE")]
+    pub holidays_file: Option<std::path::PathBuf>,
     /// How often the serving delivery-time model is looked up.
     #[arg(long = "eta-model-refresh", env = "OMS_ETA_MODEL_REFRESH", default_value = "60s", value_parser = parse_duration)]
     pub eta_model_refresh: Duration,
@@ -159,7 +163,14 @@ pub async fn start(config: Config, ctx: ServiceContext) -> Result<RunningService
         "reference exchange rates loaded"
     );
     let inventory = client::channel("inventory", &config.inventory_url, config.peer_timeout)?;
-    let learned = Arc::new(learned_transit::LearnedTransit::default());
+    let holidays = match &config.holidays_file {
+        Some(path) => Some(
+            oms_eta_model::holidays::HolidayCalendar::open(path)
+                .map_err(|e| StartError::Config(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let learned = Arc::new(learned_transit::LearnedTransit::new(holidays));
     let tracking = client::channel("tracking", &config.tracking_url, config.peer_timeout)?;
     tasks.spawn(learned_transit::follow(
         learned.clone(),

@@ -216,7 +216,8 @@ impl Planner {
                 .learned
                 .promise(
                     center,
-                    input.destination.point,
+                    allocation.load_ratio,
+                    &input.destination,
                     &allocation.offer,
                     allocation.promise,
                     input.window,

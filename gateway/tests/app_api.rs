@@ -14,12 +14,11 @@ use std::{
 };
 
 use bytes::Bytes;
-use common::{Mesh, Options, place, start_with, stop, with_token};
+use common::{Mesh, Options, eventually, fix, place, start_with, stop, token, with_token};
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, body::Incoming, service::service_fn};
 use hyper_util::rt::TokioIo;
 use oms_proto::{
-    common::v1::GeoPoint,
     fulfillment::v1 as ful,
     inventory::v1 as inv,
     mobile::v1 as pb,
@@ -58,39 +57,6 @@ async fn push_relay() -> (String, Pushes) {
         }
     });
     (url, pushes)
-}
-
-fn token(mesh: &Mesh, user: &str, scopes: &str) -> String {
-    mesh.key
-        .mint(user, scopes, Duration::from_secs(600))
-        .unwrap()
-}
-
-/// Retries `check` for up to ten seconds (events travel asynchronously).
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    for _ in 0..200 {
-        if let Some(value) = check().await {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what} never happened");
-}
-
-fn fix(device: &str, shipment: &str, lat: f64, seconds_ago: i64) -> PositionReport {
-    PositionReport {
-        device_id: device.into(),
-        shipment_id: shipment.into(),
-        point: Some(GeoPoint { lat, lng: 13.39 }),
-        recorded_at: Some(oms_platform::events::to_timestamp(
-            chrono::Utc::now() - chrono::Duration::seconds(seconds_ago),
-        )),
-        ..Default::default()
-    }
 }
 
 async fn reserved_tees(mesh: &mut Mesh) -> i64 {

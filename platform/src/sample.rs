@@ -72,14 +72,16 @@ pub fn berlin_address() -> Address {
 }
 
 /// What `shipment`'s carrier sends when the parcel is "picked_up", "in_transit" or
-/// "delivered", in that carrier's own format (swiftship JSON events, parcelnet scans).
+/// "delivered" now, in that carrier's own format (swiftship JSON events, parcelnet scans).
 pub fn carrier_payload(shipment: &Shipment, status: &str) -> Vec<u8> {
+    let now = chrono::Utc::now();
     let payload = match shipment.carrier.as_str() {
         "swiftship" => format!(
-            r#"{{"event_id":"{}-{status}","tracking_number":"{}","status":"{}","occurred_at":"2026-11-26T08:00:00Z"}}"#,
+            r#"{{"event_id":"{}-{status}","tracking_number":"{}","status":"{}","occurred_at":"{}"}}"#,
             shipment.shipment_id,
             shipment.tracking_number,
-            status.to_uppercase()
+            status.to_uppercase(),
+            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         ),
         _ => {
             let code = match status {
@@ -88,8 +90,10 @@ pub fn carrier_payload(shipment: &Shipment, status: &str) -> Vec<u8> {
                 _ => "DL",
             };
             format!(
-                r#"{{"awb":"{}","scans":[{{"id":"{}-{code}","code":"{code}","ts":1764158400}}]}}"#,
-                shipment.tracking_number, shipment.shipment_id
+                r#"{{"awb":"{}","scans":[{{"id":"{}-{code}","code":"{code}","ts":{}}}]}}"#,
+                shipment.tracking_number,
+                shipment.shipment_id,
+                now.timestamp()
             )
         }
     };

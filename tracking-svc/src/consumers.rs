@@ -4,13 +4,17 @@
 //! window, courier) positions need.
 //! A batch of events is applied with one statement per kind of row (`domain::effects`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
 use async_trait::async_trait;
 use chrono::Utc;
 use oms_platform::consumer::{EventHandler, HandlerError};
 use oms_proto::events::v1::{Envelope, envelope::Payload};
 use sea_orm::{ConnectionTrait, DatabaseTransaction};
+use tokio::sync::Notify;
 
 use crate::{
     domain::{
@@ -24,6 +28,8 @@ use crate::{
 pub struct TrackingEvents {
     /// Where it all goes.
     pub store: Store,
+    /// Told when the delivery history got new rows or centers (to fill in their conditions).
+    pub history_written: Arc<Notify>,
 }
 
 /// What an event tells tracking (nothing, for events of other kinds).
@@ -96,26 +102,33 @@ impl EventHandler for TrackingEvents {
         for event in events {
             happenings.extend(happening(event)?);
         }
-        record(&self.store, txn, effects::with_alerts(happenings))
+        let history = record(&self.store, txn, effects::with_alerts(happenings))
             .await
-            .map_err(|error| HandlerError::Retry(error.to_string()))
+            .map_err(|error| HandlerError::Retry(error.to_string()))?;
+        if history {
+            // The enrichment waits a moment before it looks, so this transaction commits first.
+            self.history_written.notify_one();
+        }
+        Ok(())
     }
 }
 
 /// Writes what `happenings` (alerts included) come to: the alerted users' preferences and
-/// devices are read once for all of them.
+/// devices are read once for all of them. Returns whether the delivery history changed (a
+/// dispatch, a delivery or a center recorded).
 pub async fn record<C: ConnectionTrait>(
     store: &Store,
     conn: &C,
     happenings: Vec<Happening>,
-) -> Result<(), TrackingError> {
+) -> Result<bool, TrackingError> {
     if happenings.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let alerted = effects::alerted_users(&happenings);
     let preferences: BTreeMap<_, _> = store.preferences_of(conn, &alerted).await?;
     let candidates = effects::push_candidates(&happenings, &preferences);
     let with_device: BTreeSet<String> = store.users_with_devices(conn, &candidates).await?;
     let effects = effects::effects(&happenings, &preferences, &with_device, Utc::now());
-    store.write_effects(conn, &effects).await
+    store.write_effects(conn, &effects).await?;
+    Ok(!effects.dispatches.is_empty() || !effects.centers.is_empty())
 }

@@ -105,6 +105,10 @@ pub struct Config {
     /// A live traffic provider: GET ?lat=&lng=&at= answers {"traffic_index": …} (http://…).
     #[arg(long = "traffic-url", env = "OMS_TRAFFIC_URL")]
     pub traffic_url: Option<String>,
+    /// Nationwide public holidays per country (Nager.Date-shaped JSON, e.g.
+    /// eta-model/data/holidays-de-2025-2027.json) for the delivery history.
+    #[arg(long = "holidays-file", env = "OMS_HOLIDAYS_FILE")]
+    pub holidays_file: Option<std::path::PathBuf>,
     /// Longest wait for a weather or traffic answer; after it the values stay unknown.
     #[arg(long = "source-timeout", env = "OMS_SOURCE_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub source_timeout: Duration,
@@ -119,7 +123,8 @@ pub struct Config {
         default_value_t = 300
     )]
     pub eta_iterations: usize,
-    /// How often the delivery history's new rows are completed with weather and traffic.
+    /// How long after a parcel leaves its history row is completed (weather, traffic, holiday,
+    /// load), so that rows recorded together are done together.
     #[arg(long = "enrich-interval", env = "OMS_ENRICH_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub enrich_interval: Duration,
 }
@@ -152,7 +157,18 @@ fn sources(config: &Config) -> Result<enrich::Sources, StartError> {
         ))),
         (None, None) => None,
     };
-    Ok(enrich::Sources { weather, traffic })
+    let holidays = match &config.holidays_file {
+        Some(path) => Some(Arc::new(
+            oms_eta_model::holidays::HolidayCalendar::open(path)
+                .map_err(|e| StartError::Config(e.to_string()))?,
+        )),
+        None => None,
+    };
+    Ok(enrich::Sources {
+        weather,
+        traffic,
+        holidays,
+    })
 }
 
 /// Starts the service: database, consumers, the feed tail, the live relays, the push worker,
@@ -170,16 +186,14 @@ pub async fn start(config: Config, ctx: ServiceContext) -> Result<RunningService
         .open_database::<store::migration::Migrator>("tracking", &config.database, &tasks)
         .await?;
     let store = store::Store { db: db.clone() };
-    // Without a source there is nothing to fill in (and no reason to touch the rows).
-    let sources = sources(&config)?;
-    if sources.weather.is_some() || sources.traffic.is_some() {
-        tasks.spawn(enrich::run(
-            store.clone(),
-            sources,
-            config.enrich_interval,
-            ctx.shutdown.clone(),
-        ));
-    }
+    let history_written = Arc::new(Notify::new());
+    tasks.spawn(enrich::run(
+        store.clone(),
+        sources(&config)?,
+        config.enrich_interval,
+        history_written.clone(),
+        ctx.shutdown.clone(),
+    ));
     let hub = Arc::new(hub::Hub::default());
     let written = Arc::new(Notify::new());
 
@@ -194,6 +208,7 @@ pub async fn start(config: Config, ctx: ServiceContext) -> Result<RunningService
     let shipments = ConsumerSpec::durable(Area::Fulfillment, "tracking-fulfillment");
     let handler = Arc::new(consumers::TrackingEvents {
         store: store.clone(),
+        history_written,
     });
     let consumer = IdempotentConsumer::new(db.clone(), ctx.bus.clone(), orders, handler)
         .also(shipments)

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{TimeZone, Utc};
 use common::*;
 use oms_eta_model::history::Weather;
 use oms_platform::{
@@ -240,6 +240,93 @@ async fn a_silent_source_leaves_the_values_unknown_and_changes_no_answer() {
     let row = &oms_eta_model::history::read(csv.as_bytes()).unwrap()[0];
     assert_eq!(row.weather, Weather::default());
     assert_eq!(row.traffic_index, None);
+    stop(mesh).await;
+}
+
+/// Parcels from a center that ships 4 a day, handed over on German Unity Day (3 October 2026,
+/// a nationwide holiday) at 08:00, 09:00 and 10:00 UTC and on the Monday after: each row
+/// carries the destination's holiday and the center's load (its dispatches of the 24 hours
+/// before over its capacity).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_knows_the_destinations_holidays_and_the_centers_load() {
+    let mut mesh = start_configured(|config| {
+        config.holidays_file = Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../eta-model/data/holidays-de-2025-2027.json"),
+        );
+    })
+    .await;
+    let center = envelope(
+        Area::Fulfillment,
+        "fc-leipzig",
+        "center_upserted",
+        "",
+        Payload::CenterUpserted(CenterUpserted {
+            center: Some(FulfillmentCenter {
+                center_id: "fc-leipzig".into(),
+                point: Some(GeoPoint {
+                    lat: 51.34,
+                    lng: 12.37,
+                }),
+                country_code: "DE".into(),
+                daily_capacity: 4,
+                ..Default::default()
+            }),
+        }),
+    )
+    .unwrap();
+    mesh.bus.publish(&center).await.unwrap();
+    let at = |day, hour| Utc.with_ymd_and_hms(2026, 10, day, hour, 0, 0).unwrap();
+    let handed = [at(3, 8), at(3, 9), at(3, 10), at(5, 9)];
+    for (i, handed) in handed.iter().enumerate() {
+        let shipment = Shipment {
+            shipment_id: format!("s-day-{i}"),
+            order_id: format!("o-day-{i}"),
+            user_id: "ada".into(),
+            center_id: "fc-leipzig".into(),
+            direction: ShipmentDirection::Outbound.into(),
+            method: ShippingMethod::Standard.into(),
+            carrier: "parcelnet".into(),
+            status: ShipmentStatus::Delivered.into(),
+            destination: Some(Address {
+                country_code: "DE".into(),
+                location: Some(GeoPoint {
+                    lat: 52.52,
+                    lng: 13.40,
+                }),
+                ..Default::default()
+            }),
+            events: vec![
+                carrier_event(ShipmentStatus::HandedToCarrier, *handed),
+                carrier_event(
+                    ShipmentStatus::Delivered,
+                    *handed + chrono::Duration::minutes(600),
+                ),
+            ],
+            ..Default::default()
+        };
+        publish(&mesh, &shipment).await;
+    }
+    let mut rows = Vec::new();
+    for _ in 0..100 {
+        let (_, csv) = export(&mut mesh).await;
+        rows = oms_eta_model::history::read(csv.as_bytes()).unwrap();
+        if rows.len() == 4 && rows.iter().all(|r| r.center_load.is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seen: Vec<(Option<bool>, Option<f64>)> =
+        rows.iter().map(|r| (r.holiday, r.center_load)).collect();
+    assert_eq!(
+        seen,
+        [
+            (Some(true), Some(0.0)),
+            (Some(true), Some(0.25)),
+            (Some(true), Some(0.5)),
+            (Some(false), Some(0.0)),
+        ]
+    );
     stop(mesh).await;
 }
 

@@ -17,7 +17,7 @@ use oms_proto::{
     inventory::v1::{self as inv, inventory_service_client::InventoryServiceClient},
     mobile::v1::{self as pb, mobile_order_service_client::MobileOrderServiceClient},
     order::v1::{self as ord, OrderLineInput, order_service_client::OrderServiceClient},
-    tracking::v1::tracking_service_client::TrackingServiceClient,
+    tracking::v1::{PositionReport, tracking_service_client::TrackingServiceClient},
 };
 use tonic::{Request, transport::Channel};
 
@@ -251,6 +251,39 @@ pub fn place(key: &str) -> pb::PlaceOrderRequest {
             ..Default::default()
         }),
         currency_code: "EUR".into(),
+        ..Default::default()
+    }
+}
+
+pub fn token(mesh: &Mesh, user: &str, scopes: &str) -> String {
+    mesh.key
+        .mint(user, scopes, Duration::from_secs(600))
+        .unwrap()
+}
+
+/// Retries `check` for up to ten seconds (events travel asynchronously).
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..200 {
+        if let Some(value) = check().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what} never happened");
+}
+
+pub fn fix(device: &str, shipment: &str, lat: f64, seconds_ago: i64) -> PositionReport {
+    PositionReport {
+        device_id: device.into(),
+        shipment_id: shipment.into(),
+        point: Some(GeoPoint { lat, lng: 13.39 }),
+        recorded_at: Some(oms_platform::events::to_timestamp(
+            chrono::Utc::now() - chrono::Duration::seconds(seconds_ago),
+        )),
         ..Default::default()
     }
 }

@@ -20,11 +20,14 @@ pub struct Dispatch {
     pub dispatched_at: DateTime<Utc>,
     /// The buyer's point.
     pub destination: (f64, f64),
+    /// The buyer's country (ISO 3166-1 alpha-2; "" when the address has none).
+    pub dest_country: String,
     /// The carrier.
     pub carrier: String,
     /// "standard", "express", …
     pub method: String,
-    /// Delivered, once it is.
+    /// Delivered, once it is (after dispatch: a delivery stamped at or before it is a
+    /// carrier's clock error, not a duration to learn from).
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
@@ -43,7 +46,8 @@ pub fn dispatch_of(shipment: &ful::Shipment) -> Option<Dispatch> {
     if shipment.direction() != ShipmentDirection::Outbound {
         return None;
     }
-    let point = shipment.destination.as_ref()?.location?;
+    let address = shipment.destination.as_ref()?;
+    let point = address.location?;
     let dispatched_at = first(shipment, ShipmentStatus::HandedToCarrier)?;
     let method = ShippingMethod::try_from(shipment.method)
         .map(|m| {
@@ -57,14 +61,23 @@ pub fn dispatch_of(shipment: &ful::Shipment) -> Option<Dispatch> {
         center_id: shipment.center_id.clone(),
         dispatched_at,
         destination: (point.lat, point.lng),
+        dest_country: address.country_code.to_ascii_uppercase(),
         carrier: shipment.carrier.clone(),
         method: if method == "unspecified" {
             String::new()
         } else {
             method
         },
-        delivered_at: first(shipment, ShipmentStatus::Delivered).filter(|at| *at >= dispatched_at),
+        delivered_at: first(shipment, ShipmentStatus::Delivered).filter(|at| *at > dispatched_at),
     })
+}
+
+/// How many of a center's dispatch `times` (sorted) fall in the 24 hours before `at` — the
+/// numerator of its load at that dispatch.
+pub fn dispatches_in_day_before(times: &[DateTime<Utc>], at: DateTime<Utc>) -> usize {
+    let from = times.partition_point(|t| *t < at - chrono::Duration::hours(24));
+    let to = times.partition_point(|t| *t < at);
+    to - from
 }
 
 #[cfg(test)]
@@ -121,6 +134,16 @@ mod tests {
             arrived.delivered_at.map(|d| d.timestamp()),
             Some(delivered.timestamp())
         );
+    }
+
+    #[test]
+    fn the_load_counts_the_day_before_not_the_dispatch_itself() {
+        let at = Utc::now();
+        let hours = |h: i64| at - chrono::Duration::hours(h);
+        let times = [hours(30), hours(24), hours(23), hours(1), at, at];
+        assert_eq!(dispatches_in_day_before(&times, at), 3);
+        assert_eq!(dispatches_in_day_before(&times, hours(23)), 2);
+        assert_eq!(dispatches_in_day_before(&[], at), 0);
     }
 
     #[test]

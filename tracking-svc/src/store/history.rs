@@ -7,9 +7,8 @@ use chrono::{DateTime, Utc};
 use oms_eta_model::history::{Delivery, Weather};
 use oms_proto::fulfillment::v1 as ful;
 use sea_orm::{
-    ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::{Expr, OnConflict},
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, sea_query::OnConflict,
 };
 
 use super::Store;
@@ -27,6 +26,8 @@ pub mod center {
         pub lat: f64,
         pub lng: f64,
         pub country_code: String,
+        /// Parcels it can ship per day (0: unknown).
+        pub daily_capacity: i32,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -60,12 +61,31 @@ pub mod delivery {
         pub traffic_index: Option<f64>,
         /// The sources were asked (whatever they answered).
         pub enriched: bool,
+        /// ISO 3166-1 alpha-2 of the buyer's address ("" when unknown).
+        pub dest_country: String,
+        /// A nationwide public holiday at the destination on the day of dispatch.
+        pub holiday: Option<bool>,
+        /// The center's dispatches in the 24 hours before this one over its daily capacity.
+        pub center_load: Option<f64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
     pub enum Relation {}
 
     impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// What was true at a dispatch besides the shipment itself; `None`: unknown.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Conditions {
+    /// At the origin, in the hour of dispatch.
+    pub weather: Weather,
+    /// Around the origin, in the hour of dispatch.
+    pub traffic_index: Option<f64>,
+    /// A nationwide public holiday at the destination that day.
+    pub holiday: Option<bool>,
+    /// The center's load (see [`delivery::Model::center_load`]).
+    pub center_load: Option<f64>,
 }
 
 /// A history row as the models read it; `None` while its center is unknown.
@@ -85,8 +105,8 @@ fn as_delivery(row: delivery::Model, centers: &HashMap<String, center::Model>) -
             visibility_km: row.visibility_km,
         },
         traffic_index: row.traffic_index,
-        holiday: None,
-        center_load: None,
+        holiday: row.holiday,
+        center_load: row.center_load,
         duration_min: row.duration_min,
     })
 }
@@ -125,6 +145,7 @@ impl Store {
                     lat: Set(point.lat),
                     lng: Set(point.lng),
                     country_code: Set(c.country_code.clone()),
+                    daily_capacity: Set(i32::try_from(c.daily_capacity).unwrap_or(i32::MAX)),
                 }
             })
             .collect();
@@ -138,6 +159,7 @@ impl Store {
                         center::Column::Lat,
                         center::Column::Lng,
                         center::Column::CountryCode,
+                        center::Column::DailyCapacity,
                     ])
                     .to_owned(),
             )
@@ -166,7 +188,7 @@ impl Store {
             delivered_at: Set(d.delivered_at),
             duration_min: Set(d
                 .delivered_at
-                .map(|at| (at - d.dispatched_at).num_seconds() as f64 / 60.0)),
+                .map(|at| (at - d.dispatched_at).num_milliseconds() as f64 / 60_000.0)),
             precip_mm: Set(None),
             snow_cm: Set(None),
             temp_c: Set(None),
@@ -174,6 +196,9 @@ impl Store {
             visibility_km: Set(None),
             traffic_index: Set(None),
             enriched: Set(false),
+            dest_country: Set(d.dest_country.clone()),
+            holiday: Set(None),
+            center_load: Set(None),
         });
         delivery::Entity::insert_many(rows)
             .on_conflict(
@@ -186,14 +211,15 @@ impl Store {
         Ok(())
     }
 
-    /// Delivered shipments dispatched at or after `since` (all without it), oldest first, at
-    /// most `limit`, as the models' history rows (those whose center is unknown are left out).
+    /// Delivered shipments (that took some time) dispatched at or after `since` (all without
+    /// it), oldest first, at most `limit`, as the models' history rows (those whose center is
+    /// unknown are left out).
     pub async fn delivery_history(
         &self,
         since: Option<DateTime<Utc>>,
         limit: u64,
     ) -> Result<Vec<Delivery>, TrackingError> {
-        let mut rows = delivery::Entity::find().filter(delivery::Column::DurationMin.is_not_null());
+        let mut rows = delivery::Entity::find().filter(delivery::Column::DurationMin.gt(0.0));
         if let Some(since) = since {
             rows = rows.filter(delivery::Column::DispatchedAt.gte(since));
         }
@@ -229,12 +255,12 @@ impl Store {
             .collect())
     }
 
-    /// Rows whose conditions the sources have not been asked for yet, oldest first, with
-    /// their origin point (rows of unknown centers wait for their center).
+    /// Rows whose conditions have not been filled in yet, oldest first, with their center
+    /// (rows of unknown centers wait for their center).
     pub async fn unenriched(
         &self,
         limit: u64,
-    ) -> Result<Vec<(delivery::Model, (f64, f64))>, TrackingError> {
+    ) -> Result<Vec<(delivery::Model, center::Model)>, TrackingError> {
         let rows = delivery::Entity::find()
             .filter(delivery::Column::Enriched.eq(false))
             .order_by_asc(delivery::Column::DispatchedAt)
@@ -245,32 +271,82 @@ impl Store {
         Ok(rows
             .into_iter()
             .filter_map(|row| {
-                let origin = centers.get(&row.center_id).map(|c| (c.lat, c.lng))?;
-                Some((row, origin))
+                let center = centers.get(&row.center_id)?.clone();
+                Some((row, center))
             })
             .collect())
     }
 
-    /// Stores what the sources said of a row (unknowns stay empty) and marks it asked.
+    /// When each of `centers` handed parcels to carriers in `[from, to)`, oldest first.
+    pub async fn dispatch_times(
+        &self,
+        centers: &BTreeSet<&str>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<HashMap<String, Vec<DateTime<Utc>>>, TrackingError> {
+        let rows: Vec<(String, DateTime<Utc>)> = delivery::Entity::find()
+            .select_only()
+            .column(delivery::Column::CenterId)
+            .column(delivery::Column::DispatchedAt)
+            .filter(delivery::Column::CenterId.is_in(centers.iter().map(|c| (*c).to_owned())))
+            .filter(delivery::Column::DispatchedAt.gte(from))
+            .filter(delivery::Column::DispatchedAt.lt(to))
+            .order_by_asc(delivery::Column::DispatchedAt)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let mut times: HashMap<String, Vec<DateTime<Utc>>> = HashMap::new();
+        for (center, at) in rows {
+            times.entry(center).or_default().push(at);
+        }
+        Ok(times)
+    }
+
+    /// Stores the rows' conditions at dispatch (unknowns stay empty) and marks them done, in
+    /// one statement (what else the consumer changed meanwhile is kept).
     pub async fn save_conditions(
         &self,
-        shipment_id: &str,
-        weather: Weather,
-        traffic_index: Option<f64>,
+        done: Vec<(delivery::Model, Conditions)>,
     ) -> Result<(), TrackingError> {
-        delivery::Entity::update_many()
-            .col_expr(delivery::Column::PrecipMm, Expr::value(weather.precip_mm))
-            .col_expr(delivery::Column::SnowCm, Expr::value(weather.snow_cm))
-            .col_expr(delivery::Column::TempC, Expr::value(weather.temp_c))
-            .col_expr(delivery::Column::WindKmh, Expr::value(weather.wind_kmh))
-            .col_expr(
-                delivery::Column::VisibilityKm,
-                Expr::value(weather.visibility_km),
+        if done.is_empty() {
+            return Ok(());
+        }
+        let rows = done.into_iter().map(|(row, conditions)| {
+            let Conditions {
+                weather,
+                traffic_index,
+                holiday,
+                center_load,
+            } = conditions;
+            let mut row: delivery::ActiveModel = row.into();
+            row.precip_mm = Set(weather.precip_mm);
+            row.snow_cm = Set(weather.snow_cm);
+            row.temp_c = Set(weather.temp_c);
+            row.wind_kmh = Set(weather.wind_kmh);
+            row.visibility_km = Set(weather.visibility_km);
+            row.traffic_index = Set(traffic_index);
+            row.holiday = Set(holiday);
+            row.center_load = Set(center_load);
+            row.enriched = Set(true);
+            row
+        });
+        delivery::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::column(delivery::Column::ShipmentId)
+                    .update_columns([
+                        delivery::Column::PrecipMm,
+                        delivery::Column::SnowCm,
+                        delivery::Column::TempC,
+                        delivery::Column::WindKmh,
+                        delivery::Column::VisibilityKm,
+                        delivery::Column::TrafficIndex,
+                        delivery::Column::Holiday,
+                        delivery::Column::CenterLoad,
+                        delivery::Column::Enriched,
+                    ])
+                    .to_owned(),
             )
-            .col_expr(delivery::Column::TrafficIndex, Expr::value(traffic_index))
-            .col_expr(delivery::Column::Enriched, Expr::value(true))
-            .filter(delivery::Column::ShipmentId.eq(shipment_id))
-            .exec(&self.db)
+            .exec_without_returning(&self.db)
             .await?;
         Ok(())
     }

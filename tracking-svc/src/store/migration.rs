@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(DeliveryHistoryTables),
             Box::new(DeliveryConditions),
             Box::new(EtaModelVersions),
+            Box::new(HolidaysAndLoad),
         ]
     }
 
@@ -376,6 +377,7 @@ enum Centers {
     Lat,
     Lng,
     CountryCode,
+    DailyCapacity,
 }
 
 #[derive(DeriveIden)]
@@ -397,6 +399,9 @@ enum DeliveryHistory {
     VisibilityKm,
     TrafficIndex,
     Enriched,
+    DestCountry,
+    Holiday,
+    CenterLoad,
 }
 
 #[async_trait::async_trait]
@@ -528,5 +533,62 @@ impl MigrationTrait for EtaModelVersions {
                     .to_owned(),
             )
             .await
+    }
+}
+
+/// The destination's country and public holiday, and the center's load, at dispatch.
+struct HolidaysAndLoad;
+
+impl MigrationName for HolidaysAndLoad {
+    fn name(&self) -> &str {
+        "m0007_holidays_and_load"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for HolidaysAndLoad {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let add = |table: DeliveryHistory, column: ColumnDef| {
+            Table::alter().table(table).add_column(column).to_owned()
+        };
+        manager
+            .alter_table(add(
+                DeliveryHistory::Table,
+                string_len(DeliveryHistory::DestCountry, 2)
+                    .default("")
+                    .to_owned(),
+            ))
+            .await?;
+        manager
+            .alter_table(add(
+                DeliveryHistory::Table,
+                boolean_null(DeliveryHistory::Holiday),
+            ))
+            .await?;
+        manager
+            .alter_table(add(
+                DeliveryHistory::Table,
+                double_null(DeliveryHistory::CenterLoad),
+            ))
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Centers::Table)
+                    .add_column(integer(Centers::DailyCapacity).default(0))
+                    .to_owned(),
+            )
+            .await?;
+        // The load at a dispatch counts the center's dispatches of the day before it.
+        index(
+            manager,
+            "delivery_history_center_dispatched",
+            DeliveryHistory::Table,
+            vec![
+                DeliveryHistory::CenterId.into_iden(),
+                DeliveryHistory::DispatchedAt.into_iden(),
+            ],
+        )
+        .await
     }
 }
