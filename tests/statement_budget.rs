@@ -45,10 +45,11 @@ const BUDGET: Cost = Cost {
 /// What an order may cost when it is alone on the mesh (one app, order after order): each of
 /// its events is relayed and consumed on its own, and every BEGIN and COMMIT counts. (Measured
 /// before the budget existed: 110 statements, 19 write transactions; when it was set: 45–46
-/// and 8.0–8.1, the pollers' share of the window included.)
+/// and 8.0–8.1, the pollers' share of the window included; since the sequencer's group commit
+/// and the feed hand-off: 35–36 and 7.2–7.3.)
 const BUDGET_ALONE: Cost = Cost {
-    statements: 50.0,
-    write_transactions: 9.0,
+    statements: 40.0,
+    write_transactions: 8.0,
 };
 
 /// The load shapes measured: (apps at once, orders, budget). `OMS_BUDGET_APPS` and

@@ -63,6 +63,10 @@ pub struct Config {
     /// How often the sweeper looks for expired reservations and holds.
     #[arg(long = "sweep-interval", env = "OMS_SWEEP_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub sweep_interval: Duration,
+    /// Shortest time between two passes of the change sequencer: a change alone is sequenced
+    /// at once, the changes of a busier moment together (one transaction, one relay pass).
+    #[arg(long = "sequence-interval", env = "OMS_SEQUENCE_INTERVAL", default_value = "200ms", value_parser = parse_duration)]
+    pub sequence_interval: Duration,
 }
 
 /// Starts the service: database and migrations, outbox relay, change sequencer, expiry
@@ -82,7 +86,11 @@ pub async fn start(config: Config, ctx: ServiceContext) -> Result<RunningService
         Arc::new(consumers::CenterLocations),
     );
     tasks.spawn(locations.run(ctx.shutdown.clone()));
-    tasks.spawn(sequencer::run(store.clone(), ctx.shutdown.clone()));
+    tasks.spawn(sequencer::run(
+        store.clone(),
+        config.sequence_interval,
+        ctx.shutdown.clone(),
+    ));
     tasks.spawn(sweeper::run(
         store.clone(),
         config.sweep_interval,

@@ -36,9 +36,13 @@ use crate::{
 const BATCH: u64 = 500;
 const COUNTER: &str = "change_seq";
 
-/// Sequences until `shutdown`, woken by commits that moved stock.
-pub async fn run(store: Store, shutdown: CancellationToken) {
+/// Sequences until `shutdown`, woken by commits that moved stock, at most once per
+/// `interval`: a lone change goes at once, the changes that arrive while a pass is recent wait
+/// for the next one together (group commit: under a steady trickle of orders the pass — eight
+/// statements and a relay read — is shared instead of repeated per order).
+pub async fn run(store: Store, interval: Duration, shutdown: CancellationToken) {
     loop {
+        let pass = tokio::time::Instant::now();
         match sequence_batch(&store).await {
             Ok(count) if count as u64 >= BATCH => continue,
             Ok(_) => {}
@@ -54,6 +58,10 @@ pub async fn run(store: Store, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => break,
             _ = store.stock_moved.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep_until(pass + interval) => {}
         }
     }
     // Sequence what the last requests committed, so their events are in the outbox at exit.

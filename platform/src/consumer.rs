@@ -79,6 +79,11 @@ pub trait EventHandler: Send + Sync + 'static {
     async fn handle(&self, txn: &DatabaseTransaction, event: &Envelope)
     -> Result<(), HandlerError>;
 
+    /// Called once the transaction the last `handle` / `handle_batch` wrote in has committed,
+    /// before the next one starts (a handler hands what it wrote to readers in this process
+    /// here; a transaction that rolled back is followed by the next `handle*`, never by this).
+    fn committed(&self) {}
+
     /// Applies several events, in order, in one transaction. Handlers on the hot path
     /// override it to write a batch in a few statements; the default applies them one by one.
     async fn handle_batch(
@@ -317,6 +322,7 @@ impl<H: EventHandler> IdempotentConsumer<H> {
     }
 
     fn committed(&self) {
+        self.handler.committed();
         if let Some(outbox) = &self.outbox {
             outbox.wake();
         }

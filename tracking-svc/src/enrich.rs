@@ -89,9 +89,9 @@ pub async fn enrich_once(store: &Store, sources: &Sources) -> Result<usize, Stri
     Ok(count)
 }
 
-/// Fills in every row waiting, then again each time the history is `written` (after
-/// `settle`, so the recording transaction has committed and more rows gather); nothing runs
-/// while no parcel leaves.
+/// Fills in every row waiting, then again each time the history is `written` (told after the
+/// recording transaction committed; `settle` later, so the rows of a busy moment go together);
+/// nothing runs while no parcel leaves.
 pub async fn run(
     store: Store,
     sources: Sources,

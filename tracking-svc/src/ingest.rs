@@ -22,7 +22,6 @@ use oms_proto::{
     tracking::v1::{Eta, PositionRejection, PositionReport},
 };
 use sea_orm::TransactionTrait;
-use tokio::sync::Notify;
 
 use crate::{
     consumers,
@@ -32,6 +31,7 @@ use crate::{
         eta::{self, EtaInput, EtaModel},
         positions::{self, Fix, Limits, Verdict},
     },
+    live::FeedHandoff,
     models::Registry,
     store::{NewFix, Store},
 };
@@ -60,8 +60,8 @@ pub struct Ingest {
     pub limits: Limits,
     /// Wakes the relay after commits.
     pub outbox: Outbox,
-    /// Wakes the feed tail after commits that wrote alerts.
-    pub written: Arc<Notify>,
+    /// The feed tail, given the alerts of each commit.
+    pub feed: FeedHandoff,
     /// The serving delivery-time model, whose expected arrival at dispatch is the live ETA's
     /// prior.
     pub models: Arc<Registry>,
@@ -243,12 +243,12 @@ impl Ingest {
         }
         self.store.save_etas(&txn, &etas).await?;
         outbox::enqueue_all(&txn, &events).await?;
-        let alerted = !arriving.is_empty();
-        consumers::record(&self.store, &txn, arriving).await?;
+        let alerts = consumers::record(&self.store, &txn, arriving).await?.feed;
         txn.commit().await?;
         self.outbox.wake();
-        if alerted {
-            self.written.notify_one();
+        if !alerts.is_empty() {
+            // The tail is gone only at shutdown; its replacement reads the feed table.
+            let _ = self.feed.send(alerts);
         }
         Ok(())
     }

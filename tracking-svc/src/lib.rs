@@ -69,7 +69,8 @@ pub struct Config {
     /// Idle streams get a heartbeat this often.
     #[arg(long = "heartbeat", env = "OMS_HEARTBEAT", default_value = "15s", value_parser = parse_duration)]
     pub heartbeat: Duration,
-    /// How often other replicas' stream items are looked for.
+    /// How long the live stream waits, without items of this replica's, before it looks for
+    /// other replicas' items.
     #[arg(long = "feed-poll", env = "OMS_FEED_POLL", default_value = "100ms", value_parser = parse_duration)]
     pub feed_poll: Duration,
     /// Breadcrumbs older than this are deleted.
@@ -195,7 +196,7 @@ pub async fn start(config: Config, ctx: ServiceContext) -> Result<RunningService
         ctx.shutdown.clone(),
     ));
     let hub = Arc::new(hub::Hub::default());
-    let written = Arc::new(Notify::new());
+    let (feed, handed) = tokio::sync::mpsc::unbounded_channel();
 
     // Order and shipment events feed one handler, applied in the same batches.
     let orders = ConsumerSpec::durable(Area::Order, "tracking-orders")
@@ -206,18 +207,18 @@ pub async fn start(config: Config, ctx: ServiceContext) -> Result<RunningService
     // had it replays the fulfillment stream once; every effect of a shipment event is keyed
     // by the event or converges on the latest state, so that changes nothing.)
     let shipments = ConsumerSpec::durable(Area::Fulfillment, "tracking-fulfillment");
-    let handler = Arc::new(consumers::TrackingEvents {
-        store: store.clone(),
+    let handler = Arc::new(consumers::TrackingEvents::new(
+        store.clone(),
         history_written,
-    });
-    let consumer = IdempotentConsumer::new(db.clone(), ctx.bus.clone(), orders, handler)
-        .also(shipments)
-        .notifying(written.clone());
+        feed.clone(),
+    ));
+    let consumer =
+        IdempotentConsumer::new(db.clone(), ctx.bus.clone(), orders, handler).also(shipments);
     tasks.spawn(consumer.run(ctx.shutdown.clone()));
     tasks.spawn(live::tail_feed(
         store.clone(),
         hub.clone(),
-        written.clone(),
+        handed,
         config.feed_poll,
         ctx.shutdown.clone(),
     ));
@@ -263,7 +264,7 @@ pub async fn start(config: Config, ctx: ServiceContext) -> Result<RunningService
         model: Arc::new(model),
         limits,
         outbox,
-        written,
+        feed,
         models: registry.clone(),
     });
     tasks.spawn(models::run(

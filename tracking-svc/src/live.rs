@@ -3,8 +3,8 @@
 //! hub (anything at or before the replayed cursor is skipped, so nothing repeats). Heartbeats
 //! keep idle mobile connections open.
 //!
-//! The hub is fed by [`tail_feed`] (durable items, from the feed table, so every replica sees
-//! every user's items) and by [`relay_live_events`] (positions, ETAs and stock levels straight
+//! The hub is fed by [`tail_feed`] (durable items: handed over by this process's writers, read
+//! from the feed table for other replicas' items) and by [`relay_live_events`] (positions, ETAs and stock levels straight
 //! from the bus, conflated).
 
 use std::{sync::Arc, time::Duration};
@@ -21,7 +21,7 @@ use oms_proto::{
         live_update::Kind,
     },
 };
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
@@ -145,12 +145,18 @@ async fn stream(
     }
 }
 
-/// Moves committed feed items to the hub, in cursor order: woken by this process's writers,
-/// polling for other replicas' items.
+/// Stream items this process committed, with their cursors, for [`tail_feed`].
+pub type FeedHandoff = mpsc::UnboundedSender<Vec<(String, LiveUpdate)>>;
+
+/// Moves committed feed items to the hub, in cursor order. This process's writers hand their
+/// items over after they commit: when they continue the cursor, they go straight to the hub
+/// without a query. The feed table is read when they do not (another replica wrote in
+/// between — cursors come from one counter row, so a jump shows it) and after `poll` without
+/// items from here (other replicas' items while this one is quiet).
 pub async fn tail_feed(
     store: Store,
     hub: Arc<Hub>,
-    written: Arc<Notify>,
+    mut handed: mpsc::UnboundedReceiver<Vec<(String, LiveUpdate)>>,
     poll: Duration,
     shutdown: CancellationToken,
 ) {
@@ -167,27 +173,56 @@ pub async fn tail_feed(
         }
     };
     loop {
-        tokio::select! {
+        let read = tokio::select! {
             () = shutdown.cancelled() => return,
-            () = written.notified() => {}
-            () = tokio::time::sleep(poll) => {}
+            items = handed.recv() => match items {
+                Some(items) => !continue_with(&hub, &mut last, items),
+                None => return,
+            },
+            () = tokio::time::sleep(poll) => true,
+        };
+        if read {
+            read_feed(&store, &hub, &mut last).await;
         }
-        loop {
-            match store.feed_after(None, last, PAGE).await {
-                Ok(page) => {
-                    let full = page.len() as u64 == PAGE;
-                    for (user_id, update) in page {
-                        last = update.cursor.parse().unwrap_or(last);
-                        hub.durable(&user_id, &update);
-                    }
-                    if !full {
-                        break;
-                    }
+    }
+}
+
+/// Passes on `items` while they continue the cursor `last`; false at a jump (items in
+/// between are in the table only).
+fn continue_with(hub: &Hub, last: &mut i64, items: Vec<(String, LiveUpdate)>) -> bool {
+    for (user_id, update) in items {
+        let Ok(cursor) = update.cursor.parse::<i64>() else {
+            return false;
+        };
+        if cursor <= *last {
+            continue;
+        }
+        if cursor != *last + 1 {
+            return false;
+        }
+        *last = cursor;
+        hub.durable(&user_id, &update);
+    }
+    true
+}
+
+/// Passes on every item of the feed table after `last`.
+async fn read_feed(store: &Store, hub: &Hub, last: &mut i64) {
+    loop {
+        match store.feed_after(None, *last, PAGE).await {
+            Ok(page) => {
+                let full = page.len() as u64 == PAGE;
+                for (user_id, update) in page {
+                    *last = update.cursor.parse().unwrap_or(*last);
+                    hub.durable(&user_id, &update);
                 }
-                Err(error) => {
-                    tracing::warn!(%error, "tailing the feed failed; retrying");
-                    break;
+                if !full {
+                    return;
                 }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "tailing the feed failed; retrying");
+                return;
             }
         }
     }

@@ -204,29 +204,6 @@ pub fn wants_push(preferences: &NotificationPreferences, status: Option<OrderSta
     })
 }
 
-/// The users among the alerted who want a push for at least one of their alerts (only their
-/// devices need looking up).
-pub fn push_candidates(
-    happenings: &[Happening],
-    preferences: &BTreeMap<String, NotificationPreferences>,
-) -> BTreeSet<String> {
-    happenings
-        .iter()
-        .filter_map(|h| match h {
-            Happening::Alert {
-                user_id, status, ..
-            } => {
-                let prefs = preferences
-                    .get(user_id)
-                    .cloned()
-                    .unwrap_or_else(|| default_preferences(user_id));
-                wants_push(&prefs, *status).then(|| user_id.clone())
-            }
-            _ => None,
-        })
-        .collect()
-}
-
 /// What `happenings` (alerts included) come to, given the alerted users' `preferences`
 /// (missing: defaults) and which users have a device for pushes.
 pub fn effects(
@@ -418,7 +395,7 @@ mod tests {
     }
 
     #[test]
-    fn pushes_are_looked_up_only_for_users_who_want_them() {
+    fn a_user_who_muted_pushes_gets_none_whatever_devices_they_have() {
         let happenings = with_alerts(vec![
             confirmed("e1", "ada", "o1"),
             confirmed("e2", "bob", "o2"),
@@ -428,9 +405,9 @@ mod tests {
             ..default_preferences("bob")
         };
         let preferences = BTreeMap::from([("bob".to_owned(), muted)]);
-        assert_eq!(
-            push_candidates(&happenings, &preferences),
-            BTreeSet::from(["ada".to_owned()])
-        );
+        let with_device = BTreeSet::from(["ada".to_owned(), "bob".to_owned()]);
+        let effects = effects(&happenings, &preferences, &with_device, Utc::now());
+        let pushed: Vec<&str> = effects.pushes.iter().map(|p| p.user_id.as_str()).collect();
+        assert_eq!(pushed, ["ada"]);
     }
 }

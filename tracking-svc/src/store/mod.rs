@@ -22,7 +22,7 @@ use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
     QueryOrder, QuerySelect, TryInsertResult,
-    sea_query::{Alias, Expr, ExprTrait, JoinType, OnConflict, Query},
+    sea_query::{Alias, Expr, ExprTrait, JoinType, OnConflict, Query, UnionType},
 };
 
 use crate::domain::{
@@ -67,6 +67,15 @@ pub struct Store {
 
 fn corrupt(error: prost::DecodeError) -> TrackingError {
     TrackingError::Corrupt(error.to_string())
+}
+
+/// What alerting some users needs (see [`Store::alert_settings`]).
+#[derive(Debug, Default)]
+pub struct AlertSettings {
+    /// The preferences of those who set any.
+    pub preferences: BTreeMap<String, NotificationPreferences>,
+    /// Those with a device registered for pushes.
+    pub with_device: BTreeSet<String>,
 }
 
 impl Store {
@@ -403,9 +412,9 @@ impl Store {
         &self,
         conn: &C,
         items: &[(String, LiveUpdate)],
-    ) -> Result<(), TrackingError> {
+    ) -> Result<Vec<(String, LiveUpdate)>, TrackingError> {
         if items.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let count = i64::try_from(items.len()).unwrap_or(i64::MAX);
         let last = feed_counter::Entity::update_many()
@@ -432,7 +441,15 @@ impl Store {
         feed_item::Entity::insert_many(rows)
             .exec_without_returning(conn)
             .await?;
-        Ok(())
+        Ok(items
+            .iter()
+            .zip(last - count + 1..)
+            .map(|((user_id, update), seq)| {
+                let mut update = update.clone();
+                update.cursor = seq.to_string();
+                (user_id.clone(), update)
+            })
+            .collect())
     }
 
     /// Feed items after `after` (of one user, or of everyone), oldest first, with cursors set.
@@ -485,54 +502,57 @@ impl Store {
         }
     }
 
-    /// The preferences of `users` who set any (the others have the defaults).
-    pub async fn preferences_of<C: ConnectionTrait>(
+    /// What alerting `users` needs, in one statement: the preferences of those who set any
+    /// (the others have the defaults), and which of them have a device registered for pushes.
+    pub async fn alert_settings<C: ConnectionTrait>(
         &self,
         conn: &C,
         users: &BTreeSet<String>,
-    ) -> Result<BTreeMap<String, NotificationPreferences>, TrackingError> {
+    ) -> Result<AlertSettings, TrackingError> {
+        let mut settings = AlertSettings::default();
         if users.is_empty() {
-            return Ok(BTreeMap::new());
+            return Ok(settings);
         }
-        preferences::Entity::find()
-            .filter(preferences::Column::UserId.is_in(users.iter().cloned()))
-            .all(conn)
-            .await?
-            .into_iter()
-            .map(|row| {
-                let prefs =
-                    NotificationPreferences::decode(row.preferences.as_slice()).map_err(corrupt)?;
-                Ok((row.user_id, prefs))
-            })
-            .collect()
+        let (user, prefs) = (Alias::new("user_id"), Alias::new("preferences"));
+        let mut query = Query::select()
+            .expr_as(Expr::col(preferences::Column::UserId), user.clone())
+            .expr_as(Expr::col(preferences::Column::Preferences), prefs.clone())
+            .from(preferences::Entity)
+            .and_where(preferences::Column::UserId.is_in(users.iter().cloned()))
+            .to_owned();
+        // A device row carries no preferences: its NULL tells it apart.
+        query.union(
+            UnionType::All,
+            Query::select()
+                .expr_as(Expr::col(device::Column::UserId), user)
+                .expr_as(Expr::val(Option::<Vec<u8>>::None), prefs)
+                .from(device::Entity)
+                .and_where(device::Column::UserId.is_in(users.iter().cloned()))
+                .to_owned(),
+        );
+        for row in conn.query_all(&query).await? {
+            let user_id: String = row.try_get("", "user_id")?;
+            match row.try_get::<Option<Vec<u8>>>("", "preferences")? {
+                Some(bytes) => {
+                    let decoded =
+                        NotificationPreferences::decode(bytes.as_slice()).map_err(corrupt)?;
+                    settings.preferences.insert(user_id, decoded);
+                }
+                None => {
+                    settings.with_device.insert(user_id);
+                }
+            }
+        }
+        Ok(settings)
     }
 
-    /// Which of `users` have a device registered for pushes.
-    pub async fn users_with_devices<C: ConnectionTrait>(
-        &self,
-        conn: &C,
-        users: &BTreeSet<String>,
-    ) -> Result<BTreeSet<String>, TrackingError> {
-        if users.is_empty() {
-            return Ok(BTreeSet::new());
-        }
-        Ok(device::Entity::find()
-            .select_only()
-            .column(device::Column::UserId)
-            .filter(device::Column::UserId.is_in(users.iter().cloned()))
-            .into_tuple::<String>()
-            .all(conn)
-            .await?
-            .into_iter()
-            .collect())
-    }
-
-    /// Writes what a batch of happenings comes to, one statement per kind of row.
+    /// Writes what a batch of happenings comes to, one statement per kind of row; returns the
+    /// stream items written, with their cursors.
     pub async fn write_effects<C: ConnectionTrait>(
         &self,
         conn: &C,
         effects: &Effects,
-    ) -> Result<(), TrackingError> {
+    ) -> Result<Vec<(String, LiveUpdate)>, TrackingError> {
         self.upsert_shipments(conn, effects.shipments.values())
             .await?;
         self.upsert_centers(conn, effects.centers.values()).await?;
@@ -540,8 +560,9 @@ impl Store {
         if !effects.timeline.is_empty() {
             self.add_timeline_entries(conn, &effects.timeline).await?;
         }
-        self.append_feed_items(conn, &effects.feed).await?;
-        self.add_pushes(conn, &effects.pushes).await
+        let feed = self.append_feed_items(conn, &effects.feed).await?;
+        self.add_pushes(conn, &effects.pushes).await?;
+        Ok(feed)
     }
 
     /// Replaces a user's preferences.
