@@ -10,8 +10,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut files = Vec::new();
     collect_protos(Path::new(PROTO_ROOT), &mut files)?;
     files.sort();
+    // The directories too: a new package's folder or file changes their modification times.
+    println!("cargo:rerun-if-changed={PROTO_ROOT}");
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
+        if let Some(dir) = file.parent() {
+            println!("cargo:rerun-if-changed={}", dir.display());
+        }
     }
 
     let descriptor_set = protox::compile(&files, ["."])?;

@@ -22,7 +22,7 @@ pub struct DevArgs {
     /// Address every service binds to.
     #[arg(long = "host", env = "OMS_DEV_HOST", default_value = "127.0.0.1")]
     host: IpAddr,
-    /// The gateway's port; order, inventory, fulfillment and tracking take the next four.
+    /// The gateway's port; order, inventory, fulfillment, tracking and catalog take the next five.
     #[arg(long = "ports-from", env = "OMS_DEV_PORTS_FROM", default_value_t = oms_gateway::DEFAULT_PORT)]
     ports_from: u16,
     #[command(flatten)]
@@ -75,7 +75,8 @@ pub async fn run(args: DevArgs, metrics: &MetricsArgs) -> anyhow::Result<()> {
 async fn start_all(args: &DevArgs, ctx: &ServiceContext) -> anyhow::Result<Vec<RunningService>> {
     let host = args.host;
     let dir = &args.data_dir;
-    // DESIGN.md's layout: gateway, order, inventory, fulfillment, tracking on consecutive ports.
+    // DESIGN.md's layout: gateway, order, inventory, fulfillment, tracking, catalog on
+    // consecutive ports.
     let port = |default: u16| args.ports_from + (default - oms_gateway::DEFAULT_PORT);
     let url = |default: u16| format!("http://{}", SocketAddr::new(host, port(default)));
     let mut running = Vec::new();
@@ -114,6 +115,17 @@ async fn start_all(args: &DevArgs, ctx: &ServiceContext) -> anyhow::Result<Vec<R
         "tracking",
     );
     running.push(oms_tracking_svc::start(tracking, ctx.clone()).await?);
+
+    let mut catalog: oms_catalog_svc::Config = defaults()?;
+    place(
+        &mut catalog.server,
+        &mut catalog.database,
+        host,
+        port(oms_catalog_svc::DEFAULT_PORT),
+        dir,
+        "catalog",
+    );
+    running.push(oms_catalog_svc::start(catalog, ctx.clone()).await?);
 
     let mut order: oms_order_svc::Config = defaults()?;
     place(

@@ -49,6 +49,13 @@ enum Service {
         #[command(flatten)]
         config: oms_tracking_svc::Config,
     },
+    /// Products, search, AR assets.
+    Catalog {
+        #[command(flatten)]
+        bus: BusArgs,
+        #[command(flatten)]
+        config: oms_catalog_svc::Config,
+    },
 }
 
 pub async fn run(args: ServeArgs, metrics: &MetricsArgs) -> anyhow::Result<()> {
@@ -71,7 +78,8 @@ async fn start(service: Service) -> Result<RunningService, StartError> {
         Service::Order { bus, .. }
         | Service::Inventory { bus, .. }
         | Service::Fulfillment { bus, .. }
-        | Service::Tracking { bus, .. } => bus.clone(),
+        | Service::Tracking { bus, .. }
+        | Service::Catalog { bus, .. } => bus.clone(),
     };
     let mut ctx = ServiceContext::new(bus::connect(&bus_args).await?);
     ctx.shutdown = shutdown_on_signals();
@@ -81,5 +89,6 @@ async fn start(service: Service) -> Result<RunningService, StartError> {
         Service::Inventory { config, .. } => oms_inventory_svc::start(config, ctx).await,
         Service::Fulfillment { config, .. } => oms_fulfillment_svc::start(config, ctx).await,
         Service::Tracking { config, .. } => oms_tracking_svc::start(config, ctx).await,
+        Service::Catalog { config, .. } => oms_catalog_svc::start(config, ctx).await,
     }
 }

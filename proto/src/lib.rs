@@ -53,6 +53,13 @@ pub mod tracking {
     }
 }
 
+/// `oms.catalog.v1`: the catalog service.
+pub mod catalog {
+    pub mod v1 {
+        tonic::include_proto!("oms.catalog.v1");
+    }
+}
+
 /// `oms.events.v1`: payloads published on the bus.
 pub mod events {
     pub mod v1 {
@@ -67,4 +74,5 @@ pub mod service_names {
     pub const INVENTORY: &str = "oms.inventory.v1.InventoryService";
     pub const FULFILLMENT: &str = "oms.fulfillment.v1.FulfillmentService";
     pub const TRACKING: &str = "oms.tracking.v1.TrackingService";
+    pub const CATALOG: &str = "oms.catalog.v1.CatalogService";
 }

@@ -1,0 +1,292 @@
+//! The use cases: upsert, get, search, browse — over the products in memory (every replica
+//! holds them all, refreshed from the table), the search index, and what events said of stock
+//! and centers.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, PoisonError, RwLock},
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
+use oms_platform::{
+    error::ApiError,
+    events::{from_timestamp, to_timestamp},
+};
+use oms_proto::{
+    catalog::v1::{
+        BrowseCatalogRequest, BrowseCatalogResponse, CategoryCount, GetProductRequest, Product,
+        ProductView, SearchProductsRequest, SearchProductsResponse,
+    },
+    common::v1::GeoPoint,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    domain::{CatalogError, ar, product},
+    search::SearchIndex,
+    stock::Availability,
+    store::Store,
+};
+
+/// Results a search ranks before paging (relevance first picks them, delivery time re-ranks).
+const SEARCH_DEPTH: usize = 1_000;
+/// Longest query accepted.
+const MAX_QUERY: usize = 200;
+/// A page when the caller does not say.
+const DEFAULT_PAGE: u32 = 20;
+/// The largest page.
+const MAX_PAGE: u32 = 100;
+/// A product that cannot reach the buyer ranks as if it were this much less relevant.
+const UNDELIVERABLE_WEIGHT: f32 = 0.25;
+
+/// The catalog.
+pub struct Catalog {
+    store: Store,
+    products: RwLock<HashMap<String, Product>>,
+    search: SearchIndex,
+    availability: Arc<Availability>,
+}
+
+impl Catalog {
+    /// The catalog of `store`, its products loaded and indexed.
+    pub async fn load(store: Store, availability: Arc<Availability>) -> Result<Self, CatalogError> {
+        let products = store.products().await?;
+        let search = SearchIndex::new()?;
+        search.index(&products)?;
+        Ok(Self {
+            store,
+            products: RwLock::new(products.into_iter().map(|p| (p.sku.clone(), p)).collect()),
+            search,
+            availability,
+        })
+    }
+
+    /// Creates or replaces a product.
+    pub async fn upsert(&self, product: Product) -> Result<Product, CatalogError> {
+        let mut product = product::validate(product)?;
+        product.updated_at = Some(to_timestamp(Utc::now()));
+        self.store.upsert_product(&product).await?;
+        self.remember(vec![product.clone()])?;
+        Ok(product)
+    }
+
+    /// Takes products written here or by another replica into memory and the index.
+    fn remember(&self, products: Vec<Product>) -> Result<(), CatalogError> {
+        self.search.index(&products)?;
+        let mut known = self
+            .products
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        for product in products {
+            known.insert(product.sku.clone(), product);
+        }
+        Ok(())
+    }
+
+    /// Reads products other replicas changed since `since` (and some before, for clocks a little
+    /// apart), taking those that are newer than what memory holds.
+    async fn refresh(&self, since: DateTime<Utc>) -> Result<(), CatalogError> {
+        let changed = self
+            .store
+            .products_changed_since(since - chrono::Duration::seconds(5))
+            .await?;
+        let newer: Vec<Product> = {
+            let known = self.products.read().unwrap_or_else(PoisonError::into_inner);
+            changed
+                .into_iter()
+                .filter(|p| {
+                    known
+                        .get(&p.sku)
+                        .is_none_or(|k| changed_at(k) < changed_at(p))
+                })
+                .collect()
+        };
+        if !newer.is_empty() {
+            self.remember(newer)?;
+        }
+        Ok(())
+    }
+
+    /// One active product as the app shows it, with its AR file for the device.
+    pub fn get(&self, request: &GetProductRequest) -> Result<ProductView, CatalogError> {
+        let near = point(request.near.as_ref(), "near")?;
+        let known = self.products.read().unwrap_or_else(PoisonError::into_inner);
+        let found = known
+            .get(request.sku.trim())
+            .filter(|p| p.active)
+            .ok_or_else(|| CatalogError::UnknownProduct(request.sku.trim().to_owned()))?;
+        let mut view = self.view(found, &request.locale, near);
+        view.ar = found
+            .ar
+            .as_ref()
+            .and_then(|model| ar::choose(model, request.platform(), request.network()));
+        Ok(view)
+    }
+
+    /// Products matching a query, best first.
+    pub fn search(
+        &self,
+        request: &SearchProductsRequest,
+    ) -> Result<SearchProductsResponse, CatalogError> {
+        let query = request.query.trim();
+        if query.is_empty() || query.chars().count() > MAX_QUERY {
+            return Err(ApiError::invalid("query", "required, at most 200 characters").into());
+        }
+        let near = point(request.near.as_ref(), "near")?;
+        if request.deliverable_only && near.is_none() {
+            return Err(ApiError::invalid("near", "required with deliverable_only").into());
+        }
+        let (offset, size) = page(&request.page_token, request.page_size)?;
+        let hits =
+            self.search
+                .search(query, &request.locale, &request.category_path, SEARCH_DEPTH)?;
+        let known = self.products.read().unwrap_or_else(PoisonError::into_inner);
+        let mut ranked: Vec<(f32, ProductView)> = hits
+            .into_iter()
+            .filter_map(|(sku, score)| {
+                let view = self.view(known.get(&sku)?, &request.locale, near);
+                let weight = match (near, view.deliverable) {
+                    (None, _) => 1.0,
+                    // A day's wait halves the preference; relevance still leads.
+                    (Some(_), true) => 1.0 / (1.0 + view.delivery_hours as f32 / 24.0),
+                    (Some(_), false) => UNDELIVERABLE_WEIGHT,
+                };
+                (!request.deliverable_only || view.deliverable).then_some((score * weight, view))
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let (products, next_page_token) = paged(ranked.into_iter().map(|(_, v)| v), offset, size);
+        Ok(SearchProductsResponse {
+            products,
+            next_page_token,
+        })
+    }
+
+    /// The active products of a category (and below), those that come soonest first.
+    pub fn browse(
+        &self,
+        request: &BrowseCatalogRequest,
+    ) -> Result<BrowseCatalogResponse, CatalogError> {
+        let near = point(request.near.as_ref(), "near")?;
+        let (offset, size) = page(&request.page_token, request.page_size)?;
+        let wanted: Vec<String> = request
+            .category_path
+            .iter()
+            .map(|c| c.trim().to_lowercase())
+            .collect();
+        let known = self.products.read().unwrap_or_else(PoisonError::into_inner);
+        let mut subcategories: BTreeMap<String, u32> = BTreeMap::new();
+        let mut views: Vec<ProductView> = known
+            .values()
+            .filter(|p| p.active && in_category(p, &wanted))
+            .map(|p| {
+                if let Some(below) = p.category_path.get(wanted.len()) {
+                    *subcategories.entry(below.clone()).or_default() += 1;
+                }
+                self.view(p, &request.locale, near)
+            })
+            .collect();
+        views.sort_by(|a, b| {
+            let soon = |v: &ProductView| (!v.deliverable, v.delivery_hours);
+            soon(a)
+                .partial_cmp(&soon(b))
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then_with(|| a.title.cmp(&b.title))
+        });
+        let (products, next_page_token) = paged(views.into_iter(), offset, size);
+        Ok(BrowseCatalogResponse {
+            products,
+            next_page_token,
+            subcategories: subcategories
+                .into_iter()
+                .map(|(name, products)| CategoryCount { name, products })
+                .collect(),
+        })
+    }
+
+    fn view(&self, found: &Product, locale: &str, near: Option<(f64, f64)>) -> ProductView {
+        let mut view = product::view(found, locale);
+        view.available = self.availability.available(&found.sku);
+        if let Some(hours) = near.and_then(|p| self.availability.soonest(&found.sku, p)) {
+            view.deliverable = true;
+            view.delivery_hours = hours;
+        }
+        view
+    }
+}
+
+fn in_category(product: &Product, wanted: &[String]) -> bool {
+    product.category_path.len() >= wanted.len()
+        && product
+            .category_path
+            .iter()
+            .zip(wanted)
+            .all(|(have, want)| have.to_lowercase() == *want)
+}
+
+/// A point given by the caller, checked.
+fn point(given: Option<&GeoPoint>, field: &str) -> Result<Option<(f64, f64)>, CatalogError> {
+    match given {
+        None => Ok(None),
+        Some(p) if (-90.0..=90.0).contains(&p.lat) && (-180.0..=180.0).contains(&p.lng) => {
+            Ok(Some((p.lat, p.lng)))
+        }
+        Some(_) => Err(ApiError::invalid(field, "latitude -90..90, longitude -180..180").into()),
+    }
+}
+
+/// The offset a page token stands for and the page size.
+fn page(token: &str, size: u32) -> Result<(usize, usize), CatalogError> {
+    let offset = if token.is_empty() {
+        0
+    } else {
+        token
+            .parse::<usize>()
+            .map_err(|_| ApiError::invalid("page_token", "not a token this service gave"))?
+    };
+    if size > MAX_PAGE {
+        return Err(ApiError::invalid("page_size", "at most 100").into());
+    }
+    let size = if size == 0 { DEFAULT_PAGE } else { size };
+    Ok((offset, size as usize))
+}
+
+/// One page of `items` and the token of the next (empty after the last).
+fn paged(
+    items: impl Iterator<Item = ProductView>,
+    offset: usize,
+    size: usize,
+) -> (Vec<ProductView>, String) {
+    let mut rest = items.skip(offset);
+    let page: Vec<ProductView> = rest.by_ref().take(size).collect();
+    let next = if rest.next().is_some() {
+        (offset + size).to_string()
+    } else {
+        String::new()
+    };
+    (page, next)
+}
+
+/// Takes other replicas' product changes every `every` until `shutdown`.
+pub async fn follow_products(catalog: Arc<Catalog>, every: Duration, shutdown: CancellationToken) {
+    let mut since = Utc::now();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let started = Utc::now();
+        match catalog.refresh(since).await {
+            Ok(()) => since = started,
+            Err(error) => {
+                tracing::warn!(%error, "reading other replicas' product changes failed; retrying")
+            }
+        }
+    }
+}
+
+/// When a product was last changed (for ordering replicas' writes).
+fn changed_at(product: &Product) -> Option<DateTime<Utc>> {
+    product.updated_at.as_ref().and_then(from_timestamp)
+}
