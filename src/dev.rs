@@ -147,6 +147,7 @@ async fn start_all(args: &DevArgs, ctx: &ServiceContext) -> anyhow::Result<Vec<R
     gateway.order_url = url(oms_order_svc::DEFAULT_PORT);
     gateway.inventory_url = url(oms_inventory_svc::DEFAULT_PORT);
     gateway.tracking_url = url(oms_tracking_svc::DEFAULT_PORT);
+    gateway.catalog_url = url(oms_catalog_svc::DEFAULT_PORT);
     // Development only: a local signing key stands in for the identity provider.
     let dev_key = oms_gateway::dev_key::ensure(dir).map_err(anyhow::Error::msg)?;
     gateway.jwks_file = Some(dev_key.jwks_path);

@@ -19,6 +19,7 @@ use oms_platform::{
     runtime::{RunningService, ServiceContext, StartError},
 };
 use oms_proto::{
+    catalog::v1::catalog_service_client::CatalogServiceClient,
     inventory::v1::inventory_service_client::InventoryServiceClient,
     mobile::v1::mobile_order_service_server::MobileOrderServiceServer,
     order::v1::order_service_client::OrderServiceClient, service_names,
@@ -57,6 +58,13 @@ pub struct Config {
         default_value = "http://127.0.0.1:50055"
     )]
     pub tracking_url: String,
+    /// catalog-svc address(es).
+    #[arg(
+        long = "catalog-url",
+        env = "OMS_CATALOG_URL",
+        default_value = "http://127.0.0.1:50056"
+    )]
+    pub catalog_url: String,
     /// The identity provider's JWKS as a file.
     #[arg(long = "jwks-file", env = "OMS_JWKS_FILE")]
     pub jwks_file: Option<PathBuf>,
@@ -141,6 +149,11 @@ pub async fn start(config: Config, ctx: ServiceContext) -> Result<RunningService
             "tracking",
             &config.tracking_url,
             Duration::from_secs(24 * 3600),
+        )?),
+        catalog: CatalogServiceClient::new(client::channel(
+            "catalog",
+            &config.catalog_url,
+            config.call_timeout,
         )?),
     };
     let api = api::MobileApi {

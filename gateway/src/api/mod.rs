@@ -7,6 +7,7 @@ use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 use futures::{Stream, StreamExt};
 use oms_platform::{error::ApiError, telemetry::REQUEST_ID_HEADER};
 use oms_proto::{
+    catalog::v1::catalog_service_client::CatalogServiceClient,
     common::v1::Channel as SalesChannel,
     inventory::v1::{self as inv, inventory_service_client::InventoryServiceClient},
     mobile::v1::{self as pb, mobile_order_service_server::MobileOrderService},
@@ -18,6 +19,7 @@ use tonic::{
 };
 
 mod app;
+mod catalog;
 mod passkeys;
 
 use crate::{
@@ -34,6 +36,8 @@ pub struct Backends {
     pub inventory: InventoryServiceClient<Channel>,
     /// tracking-svc.
     pub tracking: TrackingServiceClient<Channel>,
+    /// catalog-svc.
+    pub catalog: CatalogServiceClient<Channel>,
 }
 
 /// The gateway's handlers.
@@ -528,5 +532,26 @@ impl MobileOrderService for MobileApi {
         request: Request<pb::VerifyOrderRequest>,
     ) -> Result<Response<pb::VerifyOrderResponse>, Status> {
         passkeys::verify_order(self, request).await
+    }
+
+    async fn search_products(
+        &self,
+        request: Request<pb::SearchProductsRequest>,
+    ) -> Result<Response<pb::SearchProductsResponse>, Status> {
+        catalog::search_products(self, request).await
+    }
+
+    async fn browse_catalog(
+        &self,
+        request: Request<pb::BrowseCatalogRequest>,
+    ) -> Result<Response<pb::BrowseCatalogResponse>, Status> {
+        catalog::browse_catalog(self, request).await
+    }
+
+    async fn get_product(
+        &self,
+        request: Request<pb::GetProductRequest>,
+    ) -> Result<Response<pb::GetProductResponse>, Status> {
+        catalog::get_product(self, request).await
     }
 }

@@ -12,6 +12,7 @@ use oms_platform::{
     runtime::{RunningService, ServiceContext},
 };
 use oms_proto::{
+    catalog::v1::catalog_service_client::CatalogServiceClient,
     common::v1::{Address, GeoPoint, Money},
     fulfillment::v1::{self as ful, fulfillment_service_client::FulfillmentServiceClient},
     inventory::v1::{self as inv, inventory_service_client::InventoryServiceClient},
@@ -49,6 +50,8 @@ pub struct Mesh {
     pub inventory: InventoryServiceClient<Channel>,
     /// Delivery history and models (operators).
     pub tracking: TrackingServiceClient<Channel>,
+    /// Products (operators).
+    pub catalog: CatalogServiceClient<Channel>,
     pub ctx: ServiceContext,
     pub running: Vec<RunningService>,
     _dir: tempfile::TempDir,
@@ -106,6 +109,10 @@ pub async fn start_with(options: Options) -> Mesh {
     let fulfillment = oms_fulfillment_svc::start(fulfillment, ctx.clone())
         .await
         .unwrap();
+    let mut catalog: oms_catalog_svc::Config = config::defaults().unwrap();
+    catalog.server.listen = listen();
+    catalog.database = database(dir.path(), "catalog");
+    let catalog = oms_catalog_svc::start(catalog, ctx.clone()).await.unwrap();
     let mut order: oms_order_svc::Config = config::defaults().unwrap();
     order.server.listen = listen();
     order.database = database(dir.path(), "order");
@@ -126,6 +133,7 @@ pub async fn start_with(options: Options) -> Mesh {
     gateway.order_url = order.url();
     gateway.inventory_url = inventory.url();
     gateway.tracking_url = tracking.url();
+    gateway.catalog_url = catalog.url();
     gateway.jwks_file = Some(jwks_path);
     gateway.rate_per_user = rate_per_user;
     gateway.rate_burst = rate_per_user * 2;
@@ -137,9 +145,10 @@ pub async fn start_with(options: Options) -> Mesh {
         fulfillment: FulfillmentServiceClient::new(channel(fulfillment.url()).await),
         inventory: InventoryServiceClient::new(channel(inventory.url()).await),
         tracking: TrackingServiceClient::new(channel(tracking.url()).await),
+        catalog: CatalogServiceClient::new(channel(catalog.url()).await),
         key,
         ctx,
-        running: vec![gateway, order, tracking, fulfillment, inventory],
+        running: vec![gateway, order, catalog, tracking, fulfillment, inventory],
         _dir: dir,
     }
 }

@@ -72,6 +72,12 @@ export async function runExample(options: ExampleOptions): Promise<ExampleResult
     log(`registered this install for pushes on shipping and delivery`);
   }
 
+  // What the shop offers near the buyer, soonest-delivered first (typos and synonyms are
+  // fine; the locale picks the texts and the language analysis).
+  const near = { lat: options.address.lat, lng: options.address.lng };
+  const found = await client.searchProducts({ query: options.sku, locale: "en", near });
+  log(`search "${options.sku}": ${found.products.length} product(s)${found.products.map((p) => `, ${p.sku} in ${p.deliveryHours.toFixed(0)} h`).join("")}`);
+
   // Give the stream a moment to open, then order.
   await new Promise((resolve) => setTimeout(resolve, 300));
   const placed = await client.placeOrder({
