@@ -6,8 +6,8 @@ use std::sync::Arc;
 use oms_platform::error::ApiError;
 use oms_proto::catalog::v1::{
     BrowseCatalogRequest, BrowseCatalogResponse, GetProductRequest, GetProductResponse,
-    SearchProductsRequest, SearchProductsResponse, UpsertProductRequest, UpsertProductResponse,
-    catalog_service_server::CatalogService,
+    ImportProductsRequest, ImportProductsResponse, SearchProductsRequest, SearchProductsResponse,
+    UpsertProductRequest, UpsertProductResponse, catalog_service_server::CatalogService,
 };
 use tonic::{Request, Response, Status};
 
@@ -32,6 +32,19 @@ impl CatalogService for CatalogApi {
         let product = self.catalog.upsert(product).await?;
         Ok(Response::new(UpsertProductResponse {
             product: Some(product),
+        }))
+    }
+
+    async fn import_products(
+        &self,
+        request: Request<ImportProductsRequest>,
+    ) -> Result<Response<ImportProductsResponse>, Status> {
+        let imported = self
+            .catalog
+            .import_all(request.into_inner().products)
+            .await?;
+        Ok(Response::new(ImportProductsResponse {
+            imported: u32::try_from(imported).unwrap_or(u32::MAX),
         }))
     }
 

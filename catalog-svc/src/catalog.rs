@@ -29,6 +29,8 @@ use crate::{
     store::Store,
 };
 
+/// Products one import may carry.
+const MAX_IMPORT: usize = 1_000;
 /// Results a search ranks before paging (relevance first picks them, delivery time re-ranks).
 const SEARCH_DEPTH: usize = 1_000;
 /// Longest query accepted.
@@ -64,11 +66,56 @@ impl Catalog {
 
     /// Creates or replaces a product.
     pub async fn upsert(&self, product: Product) -> Result<Product, CatalogError> {
-        let mut product = product::validate(product)?;
-        product.updated_at = Some(to_timestamp(Utc::now()));
-        self.store.upsert_product(&product).await?;
-        self.remember(vec![product.clone()])?;
-        Ok(product)
+        let mut imported = self
+            .import(vec![product], |field, _| field.to_owned())
+            .await?;
+        imported
+            .pop()
+            .ok_or_else(|| CatalogError::Corrupt("an upsert stored nothing".into()))
+    }
+
+    /// Creates or replaces products, all or none (at most [`MAX_IMPORT`]); a bad field is
+    /// named with its product's place ("products[3].sku").
+    pub async fn import_all(&self, products: Vec<Product>) -> Result<usize, CatalogError> {
+        if products.len() > MAX_IMPORT {
+            return Err(ApiError::invalid("products", "at most 1,000 per call").into());
+        }
+        let rename =
+            |field: &str, i: usize| field.replacen("product.", &format!("products[{i}]."), 1);
+        Ok(self.import(products, rename).await?.len())
+    }
+
+    /// Validates every product (naming a bad field with `rename(field, index)`), then stores
+    /// and indexes them all, or nothing.
+    async fn import(
+        &self,
+        products: Vec<Product>,
+        rename: impl Fn(&str, usize) -> String,
+    ) -> Result<Vec<Product>, CatalogError> {
+        let now = Some(to_timestamp(Utc::now()));
+        let mut valid = Vec::with_capacity(products.len());
+        let mut wrong = Vec::new();
+        for (i, product) in products.into_iter().enumerate() {
+            match product::validate(product) {
+                Ok(mut product) => {
+                    product.updated_at = now;
+                    valid.push(product);
+                }
+                Err(ApiError::InvalidArgument(violations)) => {
+                    wrong.extend(violations.into_iter().map(|mut v| {
+                        v.field = rename(&v.field, i);
+                        v
+                    }));
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        if !wrong.is_empty() {
+            return Err(ApiError::InvalidArgument(wrong).into());
+        }
+        self.store.upsert_products(&valid).await?;
+        self.remember(valid.clone())?;
+        Ok(valid)
     }
 
     /// Takes products written here or by another replica into memory and the index.

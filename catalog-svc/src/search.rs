@@ -6,7 +6,8 @@
 //! (ä → a, ß → ss, and the "ae/oe/ue" spellings the same way) and stemmed with the German one.
 //! Titles weigh most, then keywords (the synonyms operators give), then descriptions. A query
 //! word matches a word exactly, within one or two typos (by its length), or — in German — as
-//! part of a compound ("schuhe" finds "Laufschuhe"). Every word of a query must match.
+//! part of a compound ("schuhe" finds "Laufschuhe", "Uhr" finds "Laufuhr"). Every word of a
+//! query must match.
 
 use std::collections::HashMap;
 
@@ -47,6 +48,14 @@ impl Lang {
         }
     }
 
+    /// The same without stemming: typos are measured against the words as written.
+    fn raw_analyzer_name(self) -> &'static str {
+        match self {
+            Lang::En => "oms_en_raw",
+            Lang::De => "oms_de_raw",
+        }
+    }
+
     /// What the analyzer gets: German folds its spellings first.
     fn prepare(self, text: &str) -> String {
         match self {
@@ -78,12 +87,14 @@ pub fn fold_german(text: &str) -> String {
     out
 }
 
-/// A language's three text fields.
+/// A language's text fields.
 #[derive(Debug, Clone, Copy)]
 struct TextFields {
     title: Field,
     keywords: Field,
     description: Field,
+    /// Title and keywords unstemmed, for typos.
+    raw: Field,
 }
 
 /// The search index.
@@ -114,6 +125,11 @@ impl SearchIndex {
                     .set_tokenizer(lang.analyzer_name())
                     .set_index_option(IndexRecordOption::WithFreqs),
             );
+            let raw_options = TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer(lang.raw_analyzer_name())
+                    .set_index_option(IndexRecordOption::Basic),
+            );
             let name = |part: &str| format!("{part}_{}", lang.analyzer_name());
             fields.insert(
                 lang,
@@ -121,6 +137,7 @@ impl SearchIndex {
                     title: schema.add_text_field(&name("title"), options.clone()),
                     keywords: schema.add_text_field(&name("keywords"), options.clone()),
                     description: schema.add_text_field(&name("description"), options),
+                    raw: schema.add_text_field(&name("raw"), raw_options),
                 },
             );
         }
@@ -132,6 +149,11 @@ impl SearchIndex {
                 .filter(Stemmer::new(language))
                 .build();
             index.tokenizers().register(lang.analyzer_name(), analyzer);
+            let raw = TextAnalyzer::builder(SimpleTokenizer::default())
+                .filter(RemoveLongFilter::limit(40))
+                .filter(LowerCaser)
+                .build();
+            index.tokenizers().register(lang.raw_analyzer_name(), raw);
         }
         let writer = index.writer(WRITER_MEMORY)?;
         let reader = index
@@ -179,8 +201,10 @@ impl SearchIndex {
             let lang = Lang::of(&text.locale);
             let fields = self.fields[&lang];
             doc.add_text(fields.title, lang.prepare(&text.title));
+            doc.add_text(fields.raw, lang.prepare(&text.title));
             for keyword in &text.keywords {
                 doc.add_text(fields.keywords, lang.prepare(keyword));
+                doc.add_text(fields.raw, lang.prepare(keyword));
             }
             doc.add_text(fields.description, lang.prepare(&text.description));
         }
@@ -204,7 +228,7 @@ impl SearchIndex {
         let fields = self.fields[&lang];
         let mut all: Vec<(Occur, Box<dyn Query>)> = words
             .iter()
-            .map(|word| (Occur::Must, word_query(lang, fields, word)))
+            .map(|(stem, raw)| (Occur::Must, word_query(lang, fields, stem, raw)))
             .collect();
         if !category.is_empty() {
             let term = Term::from_field_text(self.category, &category_key(category));
@@ -228,16 +252,24 @@ impl SearchIndex {
         Ok(found)
     }
 
-    /// The analysed words of a query (as the index holds them).
-    fn words(&self, lang: Lang, query: &str) -> Result<Vec<String>, SearchError> {
-        let mut analyzer = self.index.tokenizer_for_field(self.fields[&lang].title)?;
+    /// The words of a query as the index holds them: stemmed, and as written.
+    fn words(&self, lang: Lang, query: &str) -> Result<Vec<(String, String)>, SearchError> {
+        let fields = self.fields[&lang];
         let prepared = lang.prepare(query);
-        let mut stream = analyzer.token_stream(&prepared);
-        let mut words = Vec::new();
-        while stream.advance() {
-            let word = stream.token().text.clone();
-            if !words.contains(&word) {
-                words.push(word);
+        let tokens = |field: Field| -> Result<Vec<String>, SearchError> {
+            let mut analyzer = self.index.tokenizer_for_field(field)?;
+            let mut stream = analyzer.token_stream(&prepared);
+            let mut tokens = Vec::new();
+            while stream.advance() {
+                tokens.push(stream.token().text.clone());
+            }
+            Ok(tokens)
+        };
+        // The same tokenizer and filters but the stemmer: the two lists pair up.
+        let mut words: Vec<(String, String)> = Vec::new();
+        for pair in tokens(fields.title)?.into_iter().zip(tokens(fields.raw)?) {
+            if !words.contains(&pair) {
+                words.push(pair);
             }
         }
         Ok(words)
@@ -252,10 +284,10 @@ fn category_key(path: &[String]) -> String {
         .join("/")
 }
 
-/// One query word: the exact word (titles first), a near miss, and in German a part of a
-/// compound.
-fn word_query(lang: Lang, fields: TextFields, word: &str) -> Box<dyn Query> {
-    let typos: u8 = match word.chars().count() {
+/// One query word: the exact word (titles first), a near miss of it as written, and in German
+/// a part of a compound.
+fn word_query(lang: Lang, fields: TextFields, stem: &str, raw: &str) -> Box<dyn Query> {
+    let typos: u8 = match raw.chars().count() {
         0..=3 => 0,
         4..=7 => 1,
         _ => 2,
@@ -266,24 +298,30 @@ fn word_query(lang: Lang, fields: TextFields, word: &str) -> Box<dyn Query> {
         (fields.keywords, 2.0),
         (fields.description, 1.0),
     ] {
-        let term = Term::from_field_text(field, word);
+        let term = Term::from_field_text(field, stem);
         any.push((
             Occur::Should,
-            boost(
-                TermQuery::new(term.clone(), IndexRecordOption::WithFreqs),
-                weight,
-            ),
+            boost(TermQuery::new(term, IndexRecordOption::WithFreqs), weight),
         ));
-        if typos > 0 {
-            any.push((
-                Occur::Should,
-                boost(FuzzyTermQuery::new(term, typos, true), weight * 0.5),
-            ));
-        }
     }
-    if lang == Lang::De && word.chars().count() >= 4 && word.chars().all(char::is_alphanumeric) {
+    if typos > 0 {
+        let term = Term::from_field_text(fields.raw, raw);
+        any.push((
+            Occur::Should,
+            boost(FuzzyTermQuery::new(term, typos, true), 1.0),
+        ));
+    }
+    // German writes compounds as one word, its head last ("Laufuhr" is an "Uhr"): a word of
+    // three letters may end a compound, a longer one may stand anywhere in it.
+    let letters = stem.chars().count();
+    if lang == Lang::De && letters >= 3 && stem.chars().all(char::is_alphanumeric) {
+        let pattern = if letters >= 4 {
+            format!(".+{stem}.*|.*{stem}.+")
+        } else {
+            format!(".+{stem}")
+        };
         for field in [fields.title, fields.keywords] {
-            if let Ok(part) = RegexQuery::from_pattern(&format!(".+{word}.*|.*{word}.+"), field) {
+            if let Ok(part) = RegexQuery::from_pattern(&pattern, field) {
                 any.push((Occur::Should, boost(part, 0.75)));
             }
         }
@@ -346,6 +384,11 @@ mod tests {
                 ],
             ),
             product("STRAP", &["shoes", "care"], &[("en", "Shoe laces", &[])]),
+            product(
+                "WATCH",
+                &["sports"],
+                &[("en", "Running watch", &[]), ("de", "Laufuhr", &[])],
+            ),
         ];
         index.index(&products).unwrap();
         index
@@ -364,6 +407,7 @@ mod tests {
     fn typos_plurals_and_synonyms_find_the_product() {
         let index = catalog();
         assert_eq!(skus(&index, "snekers", "en"), ["SNKR"]);
+        assert_eq!(skus(&index, "lmap", "en"), ["LAMP"], "letters swapped");
         assert_eq!(skus(&index, "sneaker", "en-GB"), ["SNKR"]);
         assert_eq!(skus(&index, "trainers", "en"), ["SNKR"]);
         assert_eq!(skus(&index, "lamps", "en"), ["LAMP"]);
@@ -383,6 +427,11 @@ mod tests {
         assert_eq!(skus(&index, "musli", "de"), ["MUESLI"]);
         assert_eq!(skus(&index, "Stehlampe", "de"), ["LAMP"], "a keyword");
         assert_eq!(skus(&index, "Leuchte", "de"), ["LAMP"]);
+        assert_eq!(
+            skus(&index, "Uhr", "de"),
+            ["WATCH"],
+            "the head of a compound"
+        );
     }
 
     #[test]

@@ -299,6 +299,31 @@ async fn the_app_finds_browses_and_places_products_in_the_room() {
         .await
         .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
+    // An import is all or none, its bad fields named with the product's place.
+    let mut good = products()[3].clone();
+    good.sku = "RUG-2".into();
+    let mut nameless = products()[3].clone();
+    nameless.sku = " ".into();
+    let refused = client
+        .import_products(pb::ImportProductsRequest {
+            products: vec![good.clone(), nameless],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().contains("products[1].sku"), "{refused:?}");
+    let missing = client
+        .get_product(pb::GetProductRequest {
+            sku: "RUG-2".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        missing.code(),
+        Code::NotFound,
+        "nothing of a refused import is kept"
+    );
 
     // Typos, synonyms, German compounds.
     assert_eq!(

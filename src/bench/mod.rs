@@ -6,6 +6,7 @@
 //! latency (p50/p90/p99/max). The mobile scenarios also write a JSON result file and a
 //! latency-over-time plot.
 
+mod catalog;
 mod gateway;
 mod inventory;
 mod mobile;
@@ -48,6 +49,8 @@ enum Scenario {
     Gateway(gateway::GatewayBench),
     /// Live stream delivery latency with 1k and 10k open streams (tracking-svc on PostgreSQL).
     Stream(stream::StreamBench),
+    /// Searches over a large generated catalog (catalog-svc on SQLite, in this process).
+    Catalog(catalog::CatalogBench),
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -59,6 +62,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Inventory(bench) => inventory::run(bench).await,
         Scenario::Stream(bench) => stream::run(bench).await,
         Scenario::Gateway(bench) => gateway::run(bench).await,
+        Scenario::Catalog(bench) => catalog::run(bench).await,
     }
 }
 

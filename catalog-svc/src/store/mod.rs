@@ -114,15 +114,19 @@ impl Store {
             .collect()
     }
 
-    /// Creates or replaces a product.
-    pub async fn upsert_product(&self, product: &Product) -> Result<(), CatalogError> {
-        let row = product::ActiveModel {
+    /// Creates or replaces products (in one statement).
+    pub async fn upsert_products(&self, products: &[Product]) -> Result<(), CatalogError> {
+        if products.is_empty() {
+            return Ok(());
+        }
+        let now = Utc::now();
+        let rows = products.iter().map(|product| product::ActiveModel {
             sku: Set(product.sku.clone()),
             product: Set(product.encode_to_vec()),
             active: Set(product.active),
-            updated_at: Set(Utc::now()),
-        };
-        product::Entity::insert(row)
+            updated_at: Set(now),
+        });
+        product::Entity::insert_many(rows)
             .on_conflict(
                 OnConflict::column(product::Column::Sku)
                     .update_columns([
