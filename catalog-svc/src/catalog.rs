@@ -32,7 +32,7 @@ use crate::{
 /// Products one import may carry.
 const MAX_IMPORT: usize = 1_000;
 /// Results a search ranks before paging (relevance first picks them, delivery time re-ranks).
-const SEARCH_DEPTH: usize = 1_000;
+const SEARCH_DEPTH: usize = 200;
 /// Longest query accepted.
 const MAX_QUERY: usize = 200;
 /// A page when the caller does not say.

@@ -6,7 +6,7 @@
 //! (ä → a, ß → ss, and the "ae/oe/ue" spellings the same way) and stemmed with the German one.
 //! Titles weigh most, then keywords (the synonyms operators give), then descriptions. A query
 //! word matches a word exactly, within one or two typos (by its length), or — in German — as
-//! part of a compound ("schuhe" finds "Laufschuhe", "Uhr" finds "Laufuhr"). Every word of a
+//! part of a compound ("schuhe" finds "Laufschuhe", "Uhr" finds "Laufuhr", "Lauf" finds both). Every word of a
 //! query must match.
 
 use std::collections::HashMap;
@@ -95,6 +95,9 @@ struct TextFields {
     description: Field,
     /// Title and keywords unstemmed, for typos.
     raw: Field,
+    /// Title and keywords stemmed and spelled backwards: a compound's head ("…schuh") is a
+    /// prefix there, which the term dictionary finds without scanning every word.
+    reversed: Field,
 }
 
 /// The search index.
@@ -137,7 +140,8 @@ impl SearchIndex {
                     title: schema.add_text_field(&name("title"), options.clone()),
                     keywords: schema.add_text_field(&name("keywords"), options.clone()),
                     description: schema.add_text_field(&name("description"), options),
-                    raw: schema.add_text_field(&name("raw"), raw_options),
+                    raw: schema.add_text_field(&name("raw"), raw_options.clone()),
+                    reversed: schema.add_text_field(&name("reversed"), raw_options),
                 },
             );
         }
@@ -183,7 +187,7 @@ impl SearchIndex {
         for product in products {
             writer.delete_term(Term::from_field_text(self.sku, &product.sku));
             if product.active {
-                writer.add_document(self.document(product))?;
+                writer.add_document(self.document(product)?)?;
             }
         }
         writer.commit()?;
@@ -191,7 +195,7 @@ impl SearchIndex {
         Ok(())
     }
 
-    fn document(&self, product: &Product) -> TantivyDocument {
+    fn document(&self, product: &Product) -> Result<TantivyDocument, SearchError> {
         let mut doc = TantivyDocument::default();
         doc.add_text(self.sku, &product.sku);
         for depth in 1..=product.category_path.len() {
@@ -202,13 +206,31 @@ impl SearchIndex {
             let fields = self.fields[&lang];
             doc.add_text(fields.title, lang.prepare(&text.title));
             doc.add_text(fields.raw, lang.prepare(&text.title));
+            let mut reversed = self.reversed_stems(fields, &lang.prepare(&text.title))?;
             for keyword in &text.keywords {
                 doc.add_text(fields.keywords, lang.prepare(keyword));
                 doc.add_text(fields.raw, lang.prepare(keyword));
+                reversed.push(' ');
+                reversed.push_str(&self.reversed_stems(fields, &lang.prepare(keyword))?);
             }
+            doc.add_text(fields.reversed, reversed);
             doc.add_text(fields.description, lang.prepare(&text.description));
         }
-        doc
+        Ok(doc)
+    }
+
+    /// The stems of `text`, each spelled backwards, space-separated.
+    fn reversed_stems(&self, fields: TextFields, text: &str) -> Result<String, SearchError> {
+        let mut analyzer = self.index.tokenizer_for_field(fields.title)?;
+        let mut stream = analyzer.token_stream(text);
+        let mut out = String::with_capacity(text.len());
+        while stream.advance() {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.extend(stream.token().text.chars().rev());
+        }
+        Ok(out)
     }
 
     /// The SKUs matching `query` in `locale`'s language (within `category`, a path from the
@@ -311,18 +333,21 @@ fn word_query(lang: Lang, fields: TextFields, stem: &str, raw: &str) -> Box<dyn 
             boost(FuzzyTermQuery::new(term, typos, true), 1.0),
         ));
     }
-    // German writes compounds as one word, its head last ("Laufuhr" is an "Uhr"): a word of
-    // three letters may end a compound, a longer one may stand anywhere in it.
+    // German writes compounds as one word, its head last: "Laufuhr" is an "Uhr", and a
+    // "Laufschuh" is found by "Schuh" (the head: a prefix of the reversed stems) and by
+    // "Lauf" (the modifier: a prefix of the stems). Both are prefix walks of the term
+    // dictionary, not scans.
     let letters = stem.chars().count();
     if lang == Lang::De && letters >= 3 && stem.chars().all(char::is_alphanumeric) {
-        let pattern = if letters >= 4 {
-            format!(".+{stem}.*|.*{stem}.+")
-        } else {
-            format!(".+{stem}")
-        };
-        for field in [fields.title, fields.keywords] {
-            if let Ok(part) = RegexQuery::from_pattern(&pattern, field) {
-                any.push((Occur::Should, boost(part, 0.75)));
+        let head: String = stem.chars().rev().collect();
+        if let Ok(part) = RegexQuery::from_pattern(&format!("{head}.+"), fields.reversed) {
+            any.push((Occur::Should, boost(part, 0.75)));
+        }
+        if letters >= 4 {
+            for field in [fields.title, fields.keywords] {
+                if let Ok(part) = RegexQuery::from_pattern(&format!("{stem}.+"), field) {
+                    any.push((Occur::Should, boost(part, 0.5)));
+                }
             }
         }
     }
