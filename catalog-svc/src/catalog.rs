@@ -80,6 +80,17 @@ impl Catalog {
         if products.len() > MAX_IMPORT {
             return Err(ApiError::invalid("products", "at most 1,000 per call").into());
         }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(twice) = products
+            .iter()
+            .position(|p| !seen.insert(p.sku.trim().to_owned()))
+        {
+            return Err(ApiError::invalid(
+                format!("products[{twice}].sku"),
+                "appears twice in the import",
+            )
+            .into());
+        }
         let rename =
             |field: &str, i: usize| field.replacen("product.", &format!("products[{i}]."), 1);
         Ok(self.import(products, rename).await?.len())

@@ -172,11 +172,9 @@ impl EventHandler for Recorder {
         }
         let levels: Vec<StockLevel> = newest.into_values().collect();
         let centers: Vec<FulfillmentCenter> = latest.into_values().collect();
-        self.store
-            .save_levels(txn, &levels)
-            .await
-            .and(self.store.save_centers(txn, &centers).await)
-            .map_err(|error| HandlerError::Retry(error.to_string()))
+        let retry = |error: crate::domain::CatalogError| HandlerError::Retry(error.to_string());
+        self.store.save_levels(txn, &levels).await.map_err(retry)?;
+        self.store.save_centers(txn, &centers).await.map_err(retry)
     }
 }
 
