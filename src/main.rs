@@ -6,10 +6,12 @@
 //!   flags and `OMS_*` variables (one Kubernetes Deployment each).
 //! * `oms token` — a development access token for the gateway (dev key only).
 //! * `oms bench <scenario>` — load generators with latency percentiles.
+//! * `oms eta …`, `oms recommend evaluate` — the learned models, offline.
 
 mod bench;
 mod dev;
 mod eta;
+mod recommend;
 mod serve;
 mod token;
 
@@ -46,6 +48,8 @@ enum Command {
     Token(token::TokenArgs),
     /// Delivery-time models offline: simulate a history, train, evaluate against the baseline.
     Eta(eta::EtaArgs),
+    /// Recommendations offline: evaluate against a popularity list on a simulated year.
+    Recommend(recommend::RecommendArgs),
 }
 
 #[tokio::main]
@@ -58,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Bench(args)) => bench::run(args).await,
         Some(Command::Token(args)) => token::run(&args),
         Some(Command::Eta(args)) => eta::run(args).await,
+        Some(Command::Recommend(args)) => recommend::run(args).await,
         None => dev::run(dev::DevArgs::from_env(), &cli.metrics).await,
     }
 }

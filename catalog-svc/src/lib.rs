@@ -6,6 +6,7 @@
 //! * `store` — products, and the stock levels and centers events reported.
 //! * `search` — the tantivy index (English and German analysis, typos, compounds).
 //! * `stock` — stock and centers in memory, fed by inventory's and fulfillment's events.
+//! * `recommend` — recommendations learned from purchases (pure; public for `oms recommend`).
 //! * `catalog` — the use cases; `api` — the gRPC handlers.
 //!
 //! The service is a library: [`start`] runs it inside any host process — alone under
@@ -14,6 +15,7 @@
 mod api;
 mod catalog;
 mod domain;
+pub mod recommend;
 mod search;
 mod stock;
 mod store;
