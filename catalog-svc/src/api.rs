@@ -6,7 +6,9 @@ use std::sync::Arc;
 use oms_platform::error::ApiError;
 use oms_proto::catalog::v1::{
     BrowseCatalogRequest, BrowseCatalogResponse, GetProductRequest, GetProductResponse,
-    ImportProductsRequest, ImportProductsResponse, SearchProductsRequest, SearchProductsResponse,
+    ImportProductsRequest, ImportProductsResponse, RecommendRequest, RecommendResponse,
+    ReportInteractionRequest, ReportInteractionResponse, SearchProductsRequest,
+    SearchProductsResponse, SetPersonalizationRequest, SetPersonalizationResponse,
     UpsertProductRequest, UpsertProductResponse, catalog_service_server::CatalogService,
 };
 use tonic::{Request, Response, Status};
@@ -70,5 +72,30 @@ impl CatalogService for CatalogApi {
         request: Request<BrowseCatalogRequest>,
     ) -> Result<Response<BrowseCatalogResponse>, Status> {
         Ok(Response::new(self.catalog.browse(request.get_ref())?))
+    }
+
+    async fn recommend(
+        &self,
+        request: Request<RecommendRequest>,
+    ) -> Result<Response<RecommendResponse>, Status> {
+        Ok(Response::new(self.catalog.recommend(request.get_ref())?))
+    }
+
+    async fn report_interaction(
+        &self,
+        request: Request<ReportInteractionRequest>,
+    ) -> Result<Response<ReportInteractionResponse>, Status> {
+        let recorded = self.catalog.report_interaction(request.get_ref()).await?;
+        Ok(Response::new(ReportInteractionResponse { recorded }))
+    }
+
+    async fn set_personalization(
+        &self,
+        request: Request<SetPersonalizationRequest>,
+    ) -> Result<Response<SetPersonalizationResponse>, Status> {
+        let deleted = self.catalog.set_personalization(request.get_ref()).await?;
+        Ok(Response::new(SetPersonalizationResponse {
+            interactions_deleted: u32::try_from(deleted).unwrap_or(u32::MAX),
+        }))
     }
 }

@@ -15,8 +15,10 @@ use oms_platform::{
 };
 use oms_proto::{
     catalog::v1::{
-        BrowseCatalogRequest, BrowseCatalogResponse, CategoryCount, GetProductRequest, Product,
-        ProductView, SearchProductsRequest, SearchProductsResponse,
+        BrowseCatalogRequest, BrowseCatalogResponse, CategoryCount, GetProductRequest,
+        InteractionKind, Product, ProductView, RecommendRequest, RecommendResponse,
+        RecommendationReason, RecommendationSurface, Recommended, ReportInteractionRequest,
+        SearchProductsRequest, SearchProductsResponse, SetPersonalizationRequest,
     },
     common::v1::GeoPoint,
 };
@@ -24,11 +26,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     domain::{CatalogError, ar, product},
+    recommend::{Context, Reason},
     search::SearchIndex,
     stock::Availability,
     store::Store,
+    tastes::{ADD_TO_CART_WEIGHT, Tastes, VIEW_WEIGHT},
 };
 
+/// Recommendations one call may ask for.
+const MAX_RECOMMENDATIONS: u32 = 50;
 /// Products one import may carry.
 const MAX_IMPORT: usize = 1_000;
 /// Results a search ranks before paging (relevance first picks them, delivery time re-ranks).
@@ -48,11 +54,16 @@ pub struct Catalog {
     products: RwLock<HashMap<String, Product>>,
     search: SearchIndex,
     availability: Arc<Availability>,
+    tastes: Arc<Tastes>,
 }
 
 impl Catalog {
     /// The catalog of `store`, its products loaded and indexed.
-    pub async fn load(store: Store, availability: Arc<Availability>) -> Result<Self, CatalogError> {
+    pub async fn load(
+        store: Store,
+        availability: Arc<Availability>,
+        tastes: Arc<Tastes>,
+    ) -> Result<Self, CatalogError> {
         let products = store.products().await?;
         let search = SearchIndex::new()?;
         search.index(&products)?;
@@ -61,6 +72,7 @@ impl Catalog {
             products: RwLock::new(products.into_iter().map(|p| (p.sku.clone(), p)).collect()),
             search,
             availability,
+            tastes,
         })
     }
 
@@ -132,6 +144,11 @@ impl Catalog {
     /// Takes products written here or by another replica into memory and the index.
     fn remember(&self, products: Vec<Product>) -> Result<(), CatalogError> {
         self.search.index(&products)?;
+        self.tastes.set_categories(
+            products
+                .iter()
+                .map(|p| (p.sku.as_str(), p.category_path.first())),
+        );
         let mut known = self
             .products
             .write()
@@ -261,6 +278,179 @@ impl Catalog {
                 .map(|(name, products)| CategoryCount { name, products })
                 .collect(),
         })
+    }
+
+    /// Products for a buyer on a surface, each with why; only active products a center with
+    /// stock delivers to them (where they are, else where their orders go, else anywhere in
+    /// stock).
+    pub fn recommend(&self, request: &RecommendRequest) -> Result<RecommendResponse, CatalogError> {
+        let user_id = request.user_id.trim();
+        if user_id.is_empty() {
+            return Err(ApiError::invalid("user_id", "required").into());
+        }
+        let context = match request.surface() {
+            RecommendationSurface::Home => Context::Home,
+            RecommendationSurface::Product if !request.sku.trim().is_empty() => {
+                Context::Product(request.sku.trim().to_owned())
+            }
+            RecommendationSurface::Product => {
+                return Err(ApiError::invalid("sku", "required on a product page").into());
+            }
+            RecommendationSurface::Cart if !request.cart_skus.is_empty() => {
+                Context::Cart(request.cart_skus.clone())
+            }
+            RecommendationSurface::Cart => {
+                return Err(ApiError::invalid("cart_skus", "required for the cart").into());
+            }
+            RecommendationSurface::Unspecified => {
+                return Err(ApiError::invalid("surface", "home, product or cart").into());
+            }
+        };
+        if request.limit > MAX_RECOMMENDATIONS {
+            return Err(ApiError::invalid("limit", "at most 50").into());
+        }
+        let limit = if request.limit == 0 {
+            10
+        } else {
+            request.limit as usize
+        };
+        let point = point(request.near.as_ref(), "near")?.or_else(|| self.tastes.home_of(user_id));
+        let known = self.products.read().unwrap_or_else(PoisonError::into_inner);
+        let allowed = |sku: &str| {
+            known.get(sku).is_some_and(|p| p.active)
+                && match point {
+                    Some(at) => self.availability.soonest(sku, at).is_some(),
+                    None => self.availability.available(sku) > 0,
+                }
+        };
+        let picked = self
+            .tastes
+            .recommend(user_id, point, &context, limit, allowed);
+        let german = request.locale.trim().to_lowercase().starts_with("de");
+        let products = picked
+            .into_iter()
+            .filter_map(|pick| {
+                let found = known.get(&pick.sku)?;
+                let title_of = |sku: &str| {
+                    known
+                        .get(sku)
+                        .map(|p| product::view(p, &request.locale).title)
+                        .unwrap_or_else(|| sku.to_owned())
+                };
+                let (reason, related_sku, category, explanation) = match &pick.reason {
+                    Reason::BoughtWith(other) => (
+                        RecommendationReason::BoughtWith,
+                        other.clone(),
+                        String::new(),
+                        if german {
+                            format!("Oft zusammen gekauft mit {}", title_of(other))
+                        } else {
+                            format!("Often bought with {}", title_of(other))
+                        },
+                    ),
+                    Reason::BuyAgain => (
+                        RecommendationReason::BuyAgain,
+                        String::new(),
+                        String::new(),
+                        if german {
+                            "Wieder kaufen"
+                        } else {
+                            "Buy it again"
+                        }
+                        .to_owned(),
+                    ),
+                    Reason::PopularNearYou => (
+                        RecommendationReason::PopularNearYou,
+                        String::new(),
+                        String::new(),
+                        if german {
+                            "Beliebt in deiner Nähe"
+                        } else {
+                            "Popular near you"
+                        }
+                        .to_owned(),
+                    ),
+                    Reason::YourCategory(category) => (
+                        RecommendationReason::YourCategory,
+                        String::new(),
+                        category.clone(),
+                        if german {
+                            format!("Weil du gern in {category} kaufst")
+                        } else {
+                            format!("Because you shop {category}")
+                        },
+                    ),
+                    Reason::Popular => (
+                        RecommendationReason::Popular,
+                        String::new(),
+                        String::new(),
+                        if german { "Beliebt" } else { "Popular" }.to_owned(),
+                    ),
+                };
+                Some(Recommended {
+                    product: Some(self.view(found, &request.locale, point)),
+                    reason: reason.into(),
+                    related_sku,
+                    category,
+                    explanation,
+                })
+            })
+            .collect();
+        Ok(RecommendResponse { products })
+    }
+
+    /// A buyer viewed a product or put it in the cart; `false` when they opted out.
+    pub async fn report_interaction(
+        &self,
+        request: &ReportInteractionRequest,
+    ) -> Result<bool, CatalogError> {
+        let user_id = request.user_id.trim();
+        if user_id.is_empty() {
+            return Err(ApiError::invalid("user_id", "required").into());
+        }
+        let (kind, weight) = match request.kind() {
+            InteractionKind::View => ("view", VIEW_WEIGHT),
+            InteractionKind::AddToCart => ("add_to_cart", ADD_TO_CART_WEIGHT),
+            InteractionKind::Unspecified => {
+                return Err(ApiError::invalid("kind", "view or add_to_cart").into());
+            }
+        };
+        let sku = request.sku.trim();
+        if !self
+            .products
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(sku)
+            .is_some_and(|p| p.active)
+        {
+            return Err(CatalogError::UnknownProduct(sku.to_owned()));
+        }
+        if self.tastes.is_opted_out(user_id) {
+            return Ok(false);
+        }
+        let now = Utc::now();
+        self.store.add_interaction(user_id, sku, kind, now).await?;
+        self.tastes.learn_interest(user_id, sku, weight, now);
+        Ok(true)
+    }
+
+    /// Turns a buyer's personalisation on or off; returns the interactions deleted.
+    pub async fn set_personalization(
+        &self,
+        request: &SetPersonalizationRequest,
+    ) -> Result<u64, CatalogError> {
+        let user_id = request.user_id.trim();
+        if user_id.is_empty() {
+            return Err(ApiError::invalid("user_id", "required").into());
+        }
+        if request.enabled {
+            self.store.opt_in(user_id).await?;
+            self.tastes.set_opted_out(user_id, false);
+            return Ok(0);
+        }
+        let deleted = self.store.opt_out(user_id, Utc::now()).await?;
+        self.tastes.set_opted_out(user_id, true);
+        Ok(deleted)
     }
 
     fn view(&self, found: &Product, locale: &str, near: Option<(f64, f64)>) -> ProductView {

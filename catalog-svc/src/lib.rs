@@ -6,7 +6,8 @@
 //! * `store` — products, and the stock levels and centers events reported.
 //! * `search` — the tantivy index (English and German analysis, typos, compounds).
 //! * `stock` — stock and centers in memory, fed by inventory's and fulfillment's events.
-//! * `recommend` — recommendations learned from purchases (pure; public for `oms recommend`).
+//! * `recommend` — recommendations learned from purchases (pure; public for `oms recommend`);
+//!   `tastes` — the recommender in memory, fed by orders and interactions.
 //! * `catalog` — the use cases; `api` — the gRPC handlers.
 //!
 //! The service is a library: [`start`] runs it inside any host process — alone under
@@ -19,6 +20,7 @@ pub mod recommend;
 mod search;
 mod stock;
 mod store;
+mod tastes;
 
 use std::{sync::Arc, time::Duration};
 
@@ -60,15 +62,16 @@ pub async fn start(config: Config, ctx: ServiceContext) -> Result<RunningService
     let availability = Arc::new(stock::Availability::default());
     // Live first, then the tables: nothing said in between is missed.
     let live = stock::subscribe(ctx.bus.as_ref()).await?;
+    let loaded = |e: domain::CatalogError| StartError::Config(e.to_string());
+    let tastes = Arc::new(tastes::Tastes::load(&store).await.map_err(loaded)?);
     tasks.spawn(stock::follow(
         ctx.bus.clone(),
         availability.clone(),
+        tastes.clone(),
         live,
         ctx.shutdown.clone(),
     ));
-    stock::load(&store, &availability)
-        .await
-        .map_err(|e| StartError::Config(e.to_string()))?;
+    stock::load(&store, &availability).await.map_err(loaded)?;
     let levels = ConsumerSpec::durable(Area::Inventory, "catalog-levels")
         .with_filter("oms.inventory.*.level_changed");
     let centers = ConsumerSpec::durable(Area::Fulfillment, "catalog-centers")
@@ -77,13 +80,22 @@ pub async fn start(config: Config, ctx: ServiceContext) -> Result<RunningService
         store: store.clone(),
         availability: availability.clone(),
     });
-    let consumer = IdempotentConsumer::new(db, ctx.bus.clone(), levels, recorder).also(centers);
+    let consumer =
+        IdempotentConsumer::new(db.clone(), ctx.bus.clone(), levels, recorder).also(centers);
+    tasks.spawn(consumer.run(ctx.shutdown.clone()));
+    let orders = ConsumerSpec::durable(Area::Order, "catalog-orders")
+        .with_filter("oms.order.*.status_changed");
+    let purchases = Arc::new(tastes::PurchaseRecorder {
+        store: store.clone(),
+        tastes: tastes.clone(),
+    });
+    let consumer = IdempotentConsumer::new(db, ctx.bus.clone(), orders, purchases);
     tasks.spawn(consumer.run(ctx.shutdown.clone()));
 
     let catalog = Arc::new(
-        catalog::Catalog::load(store, availability)
+        catalog::Catalog::load(store, availability, tastes)
             .await
-            .map_err(|e| StartError::Config(e.to_string()))?,
+            .map_err(loaded)?,
     );
     tasks.spawn(catalog::follow_products(
         catalog.clone(),

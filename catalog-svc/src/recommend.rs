@@ -13,6 +13,8 @@ use chrono::{DateTime, Utc};
 /// A purchase: who, where to, when, which SKUs.
 #[derive(Debug, Clone)]
 pub struct Purchase {
+    /// Empty for a buyer who turned personalisation off: the purchase counts in what sells
+    /// together and where, not in anyone's own history.
     pub user_id: String,
     /// The delivery point (latitude, longitude), when the address had one.
     pub point: Option<(f64, f64)>,
@@ -182,23 +184,27 @@ impl Recommender {
                 }
             }
         }
-        let buyer = self.buyers.entry(purchase.user_id.clone()).or_default();
-        if purchase.point.is_some() {
-            buyer.home = purchase.point;
-        }
-        for sku in &skus {
-            buyer
-                .items
-                .entry((*sku).clone())
-                .or_default()
-                .add(1.0, at, half_life);
-            if let Some(category) = category_of(sku) {
+        if !purchase.user_id.is_empty() {
+            let buyer = self.buyers.entry(purchase.user_id.clone()).or_default();
+            if purchase.point.is_some() {
+                buyer.home = purchase.point;
+            }
+            for sku in &skus {
                 buyer
-                    .categories
-                    .entry(category)
+                    .items
+                    .entry((*sku).clone())
                     .or_default()
                     .add(1.0, at, half_life);
+                if let Some(category) = category_of(sku) {
+                    buyer
+                        .categories
+                        .entry(category)
+                        .or_default()
+                        .add(1.0, at, half_life);
+                }
             }
+        }
+        for sku in &skus {
             self.everywhere
                 .entry((*sku).clone())
                 .or_default()
@@ -212,6 +218,38 @@ impl Recommender {
                     .add(1.0, at, half_life);
             }
         }
+    }
+
+    /// A buyer looked at an item (`weight` below a purchase's 1): it counts in their own
+    /// history only.
+    pub fn learn_interest(
+        &mut self,
+        user_id: &str,
+        sku: &str,
+        weight: f64,
+        at: DateTime<Utc>,
+        category: Option<String>,
+    ) {
+        let half_life = self.settings.half_life_days;
+        self.latest = Some(self.latest.map_or(at, |known| known.max(at)));
+        let buyer = self.buyers.entry(user_id.to_owned()).or_default();
+        buyer
+            .items
+            .entry(sku.to_owned())
+            .or_default()
+            .add(weight, at, half_life);
+        if let Some(category) = category {
+            buyer
+                .categories
+                .entry(category)
+                .or_default()
+                .add(weight, at, half_life);
+        }
+    }
+
+    /// Where a buyer's orders last went.
+    pub fn home_of(&self, user_id: &str) -> Option<(f64, f64)> {
+        self.buyers.get(user_id).and_then(|b| b.home)
     }
 
     /// Up to `limit` recommendations for `user_id` (at `point`, or where their orders go) in

@@ -1,5 +1,5 @@
 //! Stock and centers as inventory's and fulfillment's events tell them, so that no search asks
-//! another service. Every replica keeps them in memory: loaded from the catalog's tables at
+//! another service (the live subscription also carries order events to [`Tastes`]). Every replica keeps them in memory: loaded from the catalog's tables at
 //! start, then fed by a live subscription of its own (every level change, on every replica)
 //! and by the durable consumer that keeps the tables (events from before the start). Each
 //! level keeps its newest version, so the same report arriving twice, or late, changes
@@ -25,7 +25,11 @@ use oms_proto::{
 use sea_orm::DatabaseTransaction;
 use tokio_util::sync::CancellationToken;
 
-use crate::{domain::delivery, store::Store};
+use crate::{
+    domain::delivery,
+    store::Store,
+    tastes::{self, Tastes},
+};
 
 /// One level: units available and its version.
 type Level = (i64, i64);
@@ -178,11 +182,13 @@ impl EventHandler for Recorder {
     }
 }
 
-/// Follows level and center events live into `availability` until `shutdown` (every replica
-/// its own subscription, from now), re-subscribing when the bus drops.
+/// Follows level, center and order events live into `availability` and `tastes` until
+/// `shutdown` (every replica its own subscription, from now), re-subscribing when the bus
+/// drops.
 pub async fn follow(
     bus: Arc<dyn EventBus>,
     availability: Arc<Availability>,
+    tastes: Arc<Tastes>,
     mut first: BoxStream<'static, Result<Delivery, BusError>>,
     shutdown: CancellationToken,
 ) {
@@ -194,6 +200,9 @@ pub async fn follow(
             };
             let Some(Ok(delivery)) = next else { break };
             availability.learn(&delivery.envelope);
+            if let Some((order_id, purchase)) = tastes::purchase_of(&delivery.envelope) {
+                tastes.learn_purchase(&order_id, purchase);
+            }
             // Nothing durable depends on it; the acknowledgement only frees the bus.
             let _ = delivery.ack().await;
         }
@@ -215,7 +224,7 @@ pub async fn follow(
     }
 }
 
-/// A live subscription to level and center events from now.
+/// A live subscription to level, center and order status events from now.
 pub async fn subscribe(
     bus: &dyn EventBus,
 ) -> Result<BoxStream<'static, Result<Delivery, BusError>>, BusError> {
@@ -232,9 +241,18 @@ pub async fn subscribe(
         ..ConsumerSpec::replay(Area::Fulfillment, 1)
     }
     .with_filter("oms.fulfillment.*.center_upserted");
-    let levels = bus.consume(levels).await?;
-    let centers = bus.consume(centers).await?;
-    Ok(futures::stream::select(levels, centers).boxed())
+    let orders = ConsumerSpec {
+        start: StartFrom::New,
+        durable: None,
+        ..ConsumerSpec::replay(Area::Order, 1)
+    }
+    .with_filter("oms.order.*.status_changed");
+    let streams = vec![
+        bus.consume(levels).await?,
+        bus.consume(centers).await?,
+        bus.consume(orders).await?,
+    ];
+    Ok(futures::stream::select_all(streams).boxed())
 }
 
 #[cfg(test)]

@@ -470,3 +470,246 @@ async fn the_app_finds_browses_and_places_products_in_the_room() {
     ctx.shutdown.cancel();
     running.wait().await.unwrap();
 }
+
+/// catalog-svc on `database`, its client.
+async fn start_catalog(
+    ctx: &ServiceContext,
+    database: &TestDatabase,
+) -> (
+    oms_platform::runtime::RunningService,
+    CatalogServiceClient<Channel>,
+) {
+    let mut config: oms_catalog_svc::Config = config::defaults().unwrap();
+    config.server.listen = Some("127.0.0.1:0".parse().unwrap());
+    config.database = DatabaseArgs::new(&database.url);
+    let running = oms_catalog_svc::start(config, ctx.clone()).await.unwrap();
+    let client = CatalogServiceClient::new(
+        tonic::transport::Endpoint::from_shared(running.url())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
+    (running, client)
+}
+
+/// An order confirmed, as order-svc announces it.
+async fn publish_order(bus: &dyn EventBus, order_id: &str, user: &str, skus: &[&str]) {
+    use oms_proto::{
+        common::v1::Address,
+        events::v1::OrderStatusChanged,
+        order::v1::{Order, OrderLine, OrderStatus},
+    };
+    let order = Order {
+        order_id: order_id.into(),
+        user_id: user.into(),
+        status: OrderStatus::Confirmed.into(),
+        lines: skus
+            .iter()
+            .map(|sku| OrderLine {
+                sku: (*sku).into(),
+                quantity: 1,
+                ..Default::default()
+            })
+            .collect(),
+        shipping_address: Some(Address {
+            location: Some(BERLIN),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let event = envelope(
+        Area::Order,
+        order_id,
+        "status_changed",
+        user,
+        Payload::OrderStatusChanged(OrderStatusChanged {
+            order: Some(order),
+            previous_status: OrderStatus::Pending.into(),
+            note: String::new(),
+        }),
+    )
+    .unwrap();
+    bus.publish(&event).await.unwrap();
+}
+
+fn recommend(user: &str, surface: pb::RecommendationSurface, sku: &str) -> pb::RecommendRequest {
+    pb::RecommendRequest {
+        user_id: user.into(),
+        surface: surface.into(),
+        sku: sku.into(),
+        locale: "en".into(),
+        near: Some(BERLIN),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recommendations_learn_from_orders_and_views_and_forget_on_opt_out() {
+    oms_platform::telemetry::init_for_tests();
+    let nats = NatsServer::start().await;
+    let bus = bus::connect(&BusArgs {
+        nats_url: Some(nats.url()),
+        namespace: namespace(),
+        ..BusArgs::default()
+    })
+    .await
+    .unwrap();
+    let ctx = ServiceContext::new(bus.clone());
+    let database = TestDatabase::postgres().await;
+    let (running, mut client) = start_catalog(&ctx, &database).await;
+    publish_center(
+        bus.as_ref(),
+        center(
+            "berlin",
+            GeoPoint {
+                lat: 52.52,
+                lng: 13.40,
+            },
+        ),
+    )
+    .await;
+    for (version, sku) in ["LAMP-FLOOR", "LAMP-DESK", "SNKR"].iter().enumerate() {
+        publish_level(bus.as_ref(), sku, "berlin", 9, version as i64 + 1).await;
+    }
+    client
+        .import_products(pb::ImportProductsRequest {
+            products: products(),
+        })
+        .await
+        .unwrap();
+    // Floor and desk lamps go together; the rug sells too but nothing has it in stock.
+    for i in 0..5 {
+        publish_order(
+            bus.as_ref(),
+            &format!("o-{i}"),
+            &format!("u{i}"),
+            &["LAMP-FLOOR", "LAMP-DESK"],
+        )
+        .await;
+        publish_order(bus.as_ref(), &format!("r-{i}"), &format!("r{i}"), &["RUG"]).await;
+    }
+    let product_page = || recommend("ada", pb::RecommendationSurface::Product, "LAMP-FLOOR");
+    eventually("the orders learned", || {
+        let mut client = client.clone();
+        async move {
+            let found = client
+                .recommend(product_page())
+                .await
+                .unwrap()
+                .into_inner()
+                .products;
+            found
+                .first()
+                .and_then(|r| r.product.as_ref())
+                .is_some_and(|p| p.sku == "LAMP-DESK")
+        }
+    })
+    .await;
+    let first = &client
+        .recommend(product_page())
+        .await
+        .unwrap()
+        .into_inner()
+        .products[0];
+    assert_eq!(first.reason(), pb::RecommendationReason::BoughtWith);
+    assert_eq!(first.related_sku, "LAMP-FLOOR");
+    assert_eq!(first.explanation, "Often bought with Floor lamp");
+    let home = client
+        .recommend(recommend("ada", pb::RecommendationSurface::Home, ""))
+        .await
+        .unwrap()
+        .into_inner()
+        .products;
+    assert!(
+        home.iter()
+            .all(|r| r.product.as_ref().unwrap().sku != "RUG"),
+        "never what no center can deliver: {home:?}"
+    );
+
+    // Ada looks at the sneakers twice: they come back to her.
+    for _ in 0..2 {
+        let recorded = client
+            .report_interaction(pb::ReportInteractionRequest {
+                user_id: "ada".into(),
+                sku: "SNKR".into(),
+                kind: pb::InteractionKind::View.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .recorded;
+        assert!(recorded);
+    }
+    let again = |products: &[pb::Recommended]| {
+        products.iter().any(|r| {
+            r.product.as_ref().unwrap().sku == "SNKR"
+                && r.reason() == pb::RecommendationReason::BuyAgain
+        })
+    };
+    let home = client
+        .recommend(recommend("ada", pb::RecommendationSurface::Home, ""))
+        .await
+        .unwrap()
+        .into_inner()
+        .products;
+    assert!(again(&home), "{home:?}");
+    let unknown = client
+        .report_interaction(pb::ReportInteractionRequest {
+            user_id: "ada".into(),
+            sku: "NOPE".into(),
+            kind: pb::InteractionKind::View.into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+
+    // Rebuilt from the tables after a restart.
+    ctx.shutdown.cancel();
+    running.wait().await.unwrap();
+    let ctx = ServiceContext::new(bus.clone());
+    let (running, mut client) = start_catalog(&ctx, &database).await;
+    publish_level(bus.as_ref(), "SNKR", "berlin", 9, 10).await;
+    let restarted = client
+        .recommend(product_page())
+        .await
+        .unwrap()
+        .into_inner()
+        .products;
+    assert_eq!(restarted[0].product.as_ref().unwrap().sku, "LAMP-DESK");
+
+    // Ada opts out: her interactions are deleted, new ones ignored, her own history gone.
+    let off = client
+        .set_personalization(pb::SetPersonalizationRequest {
+            user_id: "ada".into(),
+            enabled: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(off.interactions_deleted, 2);
+    let ignored = client
+        .report_interaction(pb::ReportInteractionRequest {
+            user_id: "ada".into(),
+            sku: "SNKR".into(),
+            kind: pb::InteractionKind::AddToCart.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!ignored.recorded);
+    let home = client
+        .recommend(recommend("ada", pb::RecommendationSurface::Home, ""))
+        .await
+        .unwrap()
+        .into_inner()
+        .products;
+    assert!(!again(&home), "{home:?}");
+    let no_surface = client
+        .recommend(recommend("ada", pb::RecommendationSurface::Unspecified, ""))
+        .await
+        .unwrap_err();
+    assert_eq!(no_surface.code(), Code::InvalidArgument);
+    ctx.shutdown.cancel();
+    running.wait().await.unwrap();
+}

@@ -2,6 +2,7 @@
 //! and fulfillment's center events said (each level kept at its newest version).
 
 pub mod migration;
+pub mod tastes;
 
 use chrono::Utc;
 use oms_proto::{
