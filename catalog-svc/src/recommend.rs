@@ -79,7 +79,7 @@ impl Default for Settings {
             bought_with: 1.0,
             buy_again: 0.8,
             near_you: 0.6,
-            category: 1.0,
+            category: 0.6,
             popular: 0.1,
         }
     }

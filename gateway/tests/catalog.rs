@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{start, stop, token, with_token};
+use common::{eventually, place, start, stop, token, with_token};
 use oms_proto::{catalog::v1 as cat, mobile::v1 as pb};
 use tonic::{Code, Request};
 
@@ -138,5 +138,148 @@ async fn the_app_searches_browses_and_opens_products_through_the_gateway() {
         .await
         .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
+    stop(mesh).await;
+}
+
+fn tee() -> cat::Product {
+    cat::Product {
+        sku: "TEE".into(),
+        texts: vec![cat::LocalizedText {
+            locale: "en".into(),
+            title: "Organic cotton tee".into(),
+            ..Default::default()
+        }],
+        category_path: vec!["apparel".into()],
+        active: true,
+        ..Default::default()
+    }
+}
+
+/// Browse → product → recommend → order → the recommendations change once the order's events
+/// arrive; interactions need orders:write, and turning personalisation off deletes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recommendations_follow_the_buyers_orders_through_the_gateway() {
+    let mut mesh = start(1000).await;
+    mesh.catalog
+        .upsert_product(cat::UpsertProductRequest {
+            product: Some(tee()),
+        })
+        .await
+        .unwrap();
+    let ada = token(&mesh, "ada", "orders:read orders:write");
+    let reader = token(&mesh, "bob", "orders:read");
+    let berlin = oms_proto::common::v1::GeoPoint {
+        lat: 52.51,
+        lng: 13.39,
+    };
+    let home = move || pb::RecommendRequest {
+        surface: cat::RecommendationSurface::Home.into(),
+        locale: "en".into(),
+        near: Some(berlin),
+        ..Default::default()
+    };
+
+    let browsed = mesh
+        .gateway
+        .browse_catalog(with_token(pb::BrowseCatalogRequest::default(), &ada))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(browsed.products[0].sku, "TEE");
+    let before = mesh
+        .gateway
+        .recommend(with_token(home(), &ada))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        before.products.is_empty(),
+        "nothing bought anywhere yet: {before:?}"
+    );
+
+    let refused = mesh
+        .gateway
+        .report_interaction(with_token(
+            pb::ReportInteractionRequest {
+                sku: "TEE".into(),
+                kind: cat::InteractionKind::View.into(),
+            },
+            &reader,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let viewed = mesh
+        .gateway
+        .report_interaction(with_token(
+            pb::ReportInteractionRequest {
+                sku: "TEE".into(),
+                kind: cat::InteractionKind::View.into(),
+            },
+            &ada,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(viewed.recorded);
+
+    mesh.gateway
+        .place_order(with_token(place("ada-tee"), &ada))
+        .await
+        .unwrap();
+    let gateway = mesh.gateway.clone();
+    let after = eventually("the order in ada's recommendations", || {
+        let mut gateway = gateway.clone();
+        let ada = ada.clone();
+        async move {
+            let found = gateway
+                .recommend(with_token(home(), &ada))
+                .await
+                .ok()?
+                .into_inner()
+                .products;
+            (!found.is_empty()).then_some(found)
+        }
+    })
+    .await;
+    let first = &after[0];
+    assert_eq!(first.product.as_ref().unwrap().sku, "TEE");
+    assert_eq!(first.reason(), cat::RecommendationReason::BuyAgain);
+    // Bob never bought anything: for him it is what sells near Berlin.
+    let for_bob = mesh
+        .gateway
+        .recommend(with_token(home(), &reader))
+        .await
+        .unwrap()
+        .into_inner()
+        .products;
+    assert_eq!(
+        for_bob[0].reason(),
+        cat::RecommendationReason::PopularNearYou
+    );
+
+    let off = mesh
+        .gateway
+        .set_personalization(with_token(
+            pb::SetPersonalizationRequest { enabled: false },
+            &ada,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(off.interactions_deleted, 1);
+    let anonymous = mesh
+        .gateway
+        .recommend(with_token(home(), &ada))
+        .await
+        .unwrap()
+        .into_inner()
+        .products;
+    assert!(
+        anonymous
+            .iter()
+            .all(|r| r.reason() != cat::RecommendationReason::BuyAgain),
+        "{anonymous:?}"
+    );
     stop(mesh).await;
 }

@@ -1,6 +1,7 @@
-//! What the app can buy: search, browse and product pages, routed to catalog-svc. Products are
-//! the same for every buyer, so there is no object to check; the token, its scope and the
-//! caller's rate limit still apply.
+//! What the app can buy: search, browse, product pages and recommendations, routed to
+//! catalog-svc. Products are the same for every buyer, so there is no object to check; the
+//! token, its scope and the caller's rate limit still apply, and what is personal
+//! (recommendations, interactions, the opt-out) is always the caller's own.
 
 use oms_proto::{catalog::v1 as cat, mobile::v1 as pb};
 use tonic::{Request, Response, Status};
@@ -100,5 +101,87 @@ pub(super) async fn get_product(
     .into_inner();
     Ok(Response::new(pb::GetProductResponse {
         product: product.product,
+    }))
+}
+
+/// Recommendations for the caller.
+pub(super) async fn recommend(
+    api: &MobileApi,
+    request: Request<pb::RecommendRequest>,
+) -> Result<Response<pb::RecommendResponse>, Status> {
+    let call = api.admit(&request, "Recommend", scope::READ, false).await?;
+    let r = request.into_inner();
+    let message = cat::RecommendRequest {
+        user_id: call.caller.user_id.clone(),
+        surface: r.surface,
+        sku: r.sku,
+        cart_skus: r.cart_skus,
+        locale: r.locale,
+        near: r.near,
+        limit: r.limit,
+    };
+    let picked = retrying(|| async {
+        api.backends
+            .catalog
+            .clone()
+            .recommend(call.forward(message.clone()))
+            .await
+    })
+    .await?
+    .into_inner();
+    Ok(Response::new(pb::RecommendResponse {
+        products: picked.products,
+    }))
+}
+
+/// The caller viewed a product or put it in the cart. Not retried: a repeat would count twice.
+pub(super) async fn report_interaction(
+    api: &MobileApi,
+    request: Request<pb::ReportInteractionRequest>,
+) -> Result<Response<pb::ReportInteractionResponse>, Status> {
+    let call = api
+        .admit(&request, "ReportInteraction", scope::WRITE, false)
+        .await?;
+    let r = request.into_inner();
+    let message = cat::ReportInteractionRequest {
+        user_id: call.caller.user_id.clone(),
+        sku: r.sku,
+        kind: r.kind,
+    };
+    let answer = api
+        .backends
+        .catalog
+        .clone()
+        .report_interaction(call.forward(message))
+        .await?
+        .into_inner();
+    Ok(Response::new(pb::ReportInteractionResponse {
+        recorded: answer.recorded,
+    }))
+}
+
+/// Personalisation on or off for the caller (a repeat converges, so it may retry).
+pub(super) async fn set_personalization(
+    api: &MobileApi,
+    request: Request<pb::SetPersonalizationRequest>,
+) -> Result<Response<pb::SetPersonalizationResponse>, Status> {
+    let call = api
+        .admit(&request, "SetPersonalization", scope::WRITE, false)
+        .await?;
+    let message = cat::SetPersonalizationRequest {
+        user_id: call.caller.user_id.clone(),
+        enabled: request.into_inner().enabled,
+    };
+    let answer = retrying(|| async {
+        api.backends
+            .catalog
+            .clone()
+            .set_personalization(call.forward(message.clone()))
+            .await
+    })
+    .await?
+    .into_inner();
+    Ok(Response::new(pb::SetPersonalizationResponse {
+        interactions_deleted: answer.interactions_deleted,
     }))
 }

@@ -554,4 +554,25 @@ impl MobileOrderService for MobileApi {
     ) -> Result<Response<pb::GetProductResponse>, Status> {
         catalog::get_product(self, request).await
     }
+
+    async fn recommend(
+        &self,
+        request: Request<pb::RecommendRequest>,
+    ) -> Result<Response<pb::RecommendResponse>, Status> {
+        catalog::recommend(self, request).await
+    }
+
+    async fn report_interaction(
+        &self,
+        request: Request<pb::ReportInteractionRequest>,
+    ) -> Result<Response<pb::ReportInteractionResponse>, Status> {
+        catalog::report_interaction(self, request).await
+    }
+
+    async fn set_personalization(
+        &self,
+        request: Request<pb::SetPersonalizationRequest>,
+    ) -> Result<Response<pb::SetPersonalizationResponse>, Status> {
+        catalog::set_personalization(self, request).await
+    }
 }
