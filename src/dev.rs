@@ -125,6 +125,8 @@ async fn start_all(args: &DevArgs, ctx: &ServiceContext) -> anyhow::Result<Vec<R
         dir,
         "catalog",
     );
+    // A newcomer can browse and search at once.
+    catalog.sample_catalog = true;
     running.push(oms_catalog_svc::start(catalog, ctx.clone()).await?);
 
     let mut order: oms_order_svc::Config = defaults()?;

@@ -76,6 +76,14 @@ impl Catalog {
         })
     }
 
+    /// Whether the catalog has no product at all.
+    pub fn is_empty(&self) -> bool {
+        self.products
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+
     /// Creates or replaces a product.
     pub async fn upsert(&self, product: Product) -> Result<Product, CatalogError> {
         let mut imported = self

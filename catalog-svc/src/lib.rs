@@ -17,6 +17,7 @@ mod api;
 mod catalog;
 mod domain;
 pub mod recommend;
+mod sample;
 mod search;
 mod stock;
 mod store;
@@ -49,6 +50,9 @@ pub struct Config {
     /// How often product changes made through other replicas are looked for.
     #[arg(long = "product-refresh", env = "OMS_PRODUCT_REFRESH", default_value = "1s", value_parser = parse_duration)]
     pub product_refresh: Duration,
+    /// Seeds the sample world's products into an empty catalog (`oms dev` does).
+    #[arg(long = "sample-catalog", env = "OMS_SAMPLE_CATALOG")]
+    pub sample_catalog: bool,
 }
 
 /// Starts the service: database, stock and centers from events, the products and their
@@ -97,6 +101,13 @@ pub async fn start(config: Config, ctx: ServiceContext) -> Result<RunningService
             .await
             .map_err(loaded)?,
     );
+    if config.sample_catalog && catalog.is_empty() {
+        catalog
+            .import_all(sample::products())
+            .await
+            .map_err(loaded)?;
+        tracing::info!("sample catalog seeded");
+    }
     tasks.spawn(catalog::follow_products(
         catalog.clone(),
         config.product_refresh,
