@@ -186,6 +186,29 @@ async fn recommendations_follow_the_buyers_orders_through_the_gateway() {
         .unwrap()
         .into_inner();
     assert_eq!(browsed.products[0].sku, "TEE");
+    // The product page, once the tee's stock (seeded at start) has reached the catalog.
+    let gateway = mesh.gateway.clone();
+    let page = eventually("the tee deliverable in Berlin", || {
+        let mut gateway = gateway.clone();
+        let ada = ada.clone();
+        async move {
+            let request = pb::GetProductRequest {
+                sku: "TEE".into(),
+                locale: "en".into(),
+                near: Some(berlin),
+                ..Default::default()
+            };
+            let page = gateway
+                .get_product(with_token(request, &ada))
+                .await
+                .ok()?
+                .into_inner()
+                .product?;
+            page.deliverable.then_some(page)
+        }
+    })
+    .await;
+    assert!(page.available > 0, "{page:?}");
     let before = mesh
         .gateway
         .recommend(with_token(home(), &ada))
