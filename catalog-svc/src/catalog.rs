@@ -17,16 +17,16 @@ use oms_proto::{
     catalog::v1::{
         BrowseCatalogRequest, BrowseCatalogResponse, CategoryCount, GetProductRequest,
         InteractionKind, Product, ProductView, RecommendRequest, RecommendResponse,
-        RecommendationReason, RecommendationSurface, Recommended, ReportInteractionRequest,
-        SearchProductsRequest, SearchProductsResponse, SetPersonalizationRequest,
+        RecommendationSurface, Recommended, ReportInteractionRequest, SearchProductsRequest,
+        SearchProductsResponse, SetPersonalizationRequest,
     },
     common::v1::GeoPoint,
 };
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    domain::{CatalogError, ar, product},
-    recommend::{Context, Reason},
+    domain::{CatalogError, ar, explain, product},
+    recommend::Context,
     search::SearchIndex,
     stock::Availability,
     store::Store,
@@ -334,7 +334,6 @@ impl Catalog {
         let picked = self
             .tastes
             .recommend(user_id, point, &context, limit, allowed);
-        let german = request.locale.trim().to_lowercase().starts_with("de");
         let products = picked
             .into_iter()
             .filter_map(|pick| {
@@ -345,62 +344,9 @@ impl Catalog {
                         .map(|p| product::view(p, &request.locale).title)
                         .unwrap_or_else(|| sku.to_owned())
                 };
-                let (reason, related_sku, category, explanation) = match &pick.reason {
-                    Reason::BoughtWith(other) => (
-                        RecommendationReason::BoughtWith,
-                        other.clone(),
-                        String::new(),
-                        if german {
-                            format!("Oft zusammen gekauft mit {}", title_of(other))
-                        } else {
-                            format!("Often bought with {}", title_of(other))
-                        },
-                    ),
-                    Reason::BuyAgain => (
-                        RecommendationReason::BuyAgain,
-                        String::new(),
-                        String::new(),
-                        if german {
-                            "Wieder kaufen"
-                        } else {
-                            "Buy it again"
-                        }
-                        .to_owned(),
-                    ),
-                    Reason::PopularNearYou => (
-                        RecommendationReason::PopularNearYou,
-                        String::new(),
-                        String::new(),
-                        if german {
-                            "Beliebt in deiner Nähe"
-                        } else {
-                            "Popular near you"
-                        }
-                        .to_owned(),
-                    ),
-                    Reason::YourCategory(category) => (
-                        RecommendationReason::YourCategory,
-                        String::new(),
-                        category.clone(),
-                        if german {
-                            format!("Weil du gern in {category} kaufst")
-                        } else {
-                            format!("Because you shop {category}")
-                        },
-                    ),
-                    Reason::Popular => (
-                        RecommendationReason::Popular,
-                        String::new(),
-                        String::new(),
-                        if german { "Beliebt" } else { "Popular" }.to_owned(),
-                    ),
-                };
                 Some(Recommended {
                     product: Some(self.view(found, &request.locale, point)),
-                    reason: reason.into(),
-                    related_sku,
-                    category,
-                    explanation,
+                    ..explain::explain(&pick.reason, &request.locale, title_of)
                 })
             })
             .collect();

@@ -3,6 +3,7 @@
 
 pub mod ar;
 pub mod delivery;
+pub mod explain;
 pub mod product;
 
 use oms_platform::error::ApiError;
