@@ -8,6 +8,7 @@
 //! * `oms bench <scenario>` — load generators with latency percentiles.
 //! * `oms eta …`, `oms recommend evaluate` — the learned models, offline.
 
+mod assistant;
 mod bench;
 mod dev;
 mod eta;
@@ -50,6 +51,8 @@ enum Command {
     Eta(eta::EtaArgs),
     /// Recommendations offline: evaluate against a popularity list on a simulated year.
     Recommend(recommend::RecommendArgs),
+    /// The ordering assistant's language understanding, offline: evaluate on labelled utterances.
+    Assistant(assistant::AssistantArgs),
 }
 
 #[tokio::main]
@@ -63,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Token(args)) => token::run(&args),
         Some(Command::Eta(args)) => eta::run(args).await,
         Some(Command::Recommend(args)) => recommend::run(args).await,
+        Some(Command::Assistant(args)) => assistant::run(args),
         None => dev::run(dev::DevArgs::from_env(), &cli.metrics).await,
     }
 }
