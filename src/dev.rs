@@ -22,7 +22,8 @@ pub struct DevArgs {
     /// Address every service binds to.
     #[arg(long = "host", env = "OMS_DEV_HOST", default_value = "127.0.0.1")]
     host: IpAddr,
-    /// The gateway's port; order, inventory, fulfillment, tracking and catalog take the next five.
+    /// The gateway's port; order, inventory, fulfillment, tracking, catalog and assistant take
+    /// the next six.
     #[arg(long = "ports-from", env = "OMS_DEV_PORTS_FROM", default_value_t = oms_gateway::DEFAULT_PORT)]
     ports_from: u16,
     #[command(flatten)]
@@ -75,8 +76,8 @@ pub async fn run(args: DevArgs, metrics: &MetricsArgs) -> anyhow::Result<()> {
 async fn start_all(args: &DevArgs, ctx: &ServiceContext) -> anyhow::Result<Vec<RunningService>> {
     let host = args.host;
     let dir = &args.data_dir;
-    // DESIGN.md's layout: gateway, order, inventory, fulfillment, tracking, catalog on
-    // consecutive ports.
+    // DESIGN.md's layout: gateway, order, inventory, fulfillment, tracking, catalog, assistant
+    // on consecutive ports.
     let port = |default: u16| args.ports_from + (default - oms_gateway::DEFAULT_PORT);
     let url = |default: u16| format!("http://{}", SocketAddr::new(host, port(default)));
     let mut running = Vec::new();
@@ -129,6 +130,13 @@ async fn start_all(args: &DevArgs, ctx: &ServiceContext) -> anyhow::Result<Vec<R
     catalog.sample_catalog = true;
     running.push(oms_catalog_svc::start(catalog, ctx.clone()).await?);
 
+    let mut assistant: oms_assistant_svc::Config = defaults()?;
+    assistant.server.listen = Some(SocketAddr::new(host, port(oms_assistant_svc::DEFAULT_PORT)));
+    assistant.order_url = url(oms_order_svc::DEFAULT_PORT);
+    assistant.catalog_url = url(oms_catalog_svc::DEFAULT_PORT);
+    assistant.tracking_url = url(oms_tracking_svc::DEFAULT_PORT);
+    running.push(oms_assistant_svc::start(assistant, ctx.clone()).await?);
+
     let mut order: oms_order_svc::Config = defaults()?;
     place(
         &mut order.server,
@@ -150,6 +158,7 @@ async fn start_all(args: &DevArgs, ctx: &ServiceContext) -> anyhow::Result<Vec<R
     gateway.inventory_url = url(oms_inventory_svc::DEFAULT_PORT);
     gateway.tracking_url = url(oms_tracking_svc::DEFAULT_PORT);
     gateway.catalog_url = url(oms_catalog_svc::DEFAULT_PORT);
+    gateway.assistant_url = url(oms_assistant_svc::DEFAULT_PORT);
     // Development only: a local signing key stands in for the identity provider.
     let dev_key = oms_gateway::dev_key::ensure(dir).map_err(anyhow::Error::msg)?;
     gateway.jwks_file = Some(dev_key.jwks_path);

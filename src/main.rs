@@ -2,7 +2,7 @@
 //!
 //! * `oms` / `oms dev` — the gateway and the four services in one process, on SQLite files
 //!   under `./.oms/` and the in-process bus (or NATS with `--nats-url`).
-//! * `oms serve <gateway|order|inventory|fulfillment|tracking|catalog>` — one service, configured by
+//! * `oms serve <gateway|order|inventory|fulfillment|tracking|catalog|assistant>` — one service, configured by
 //!   flags and `OMS_*` variables (one Kubernetes Deployment each).
 //! * `oms token` — a development access token for the gateway (dev key only).
 //! * `oms bench <scenario>` — load generators with latency percentiles.

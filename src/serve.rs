@@ -56,6 +56,11 @@ enum Service {
         #[command(flatten)]
         config: oms_catalog_svc::Config,
     },
+    /// Ordering by talking.
+    Assistant {
+        #[command(flatten)]
+        config: oms_assistant_svc::Config,
+    },
 }
 
 pub async fn run(args: ServeArgs, metrics: &MetricsArgs) -> anyhow::Result<()> {
@@ -72,9 +77,9 @@ pub async fn run(args: ServeArgs, metrics: &MetricsArgs) -> anyhow::Result<()> {
 }
 
 async fn start(service: Service) -> Result<RunningService, StartError> {
-    // The gateway keeps no state and publishes nothing: it gets an unused in-process bus.
+    // The gateway and the assistant keep no state and publish nothing: an unused in-process bus.
     let bus_args = match &service {
-        Service::Gateway { .. } => BusArgs::default(),
+        Service::Gateway { .. } | Service::Assistant { .. } => BusArgs::default(),
         Service::Order { bus, .. }
         | Service::Inventory { bus, .. }
         | Service::Fulfillment { bus, .. }
@@ -90,5 +95,6 @@ async fn start(service: Service) -> Result<RunningService, StartError> {
         Service::Fulfillment { config, .. } => oms_fulfillment_svc::start(config, ctx).await,
         Service::Tracking { config, .. } => oms_tracking_svc::start(config, ctx).await,
         Service::Catalog { config, .. } => oms_catalog_svc::start(config, ctx).await,
+        Service::Assistant { config } => oms_assistant_svc::start(config, ctx).await,
     }
 }

@@ -52,6 +52,8 @@ enum Pending {
     Confirmation {
         at: u64,
     },
+    /// The read-back was ordered.
+    Placed,
 }
 
 /// What the service must do for a turn.
@@ -270,6 +272,10 @@ impl Conversation {
                 }
             }
             Intent::Yes => match self.pending {
+                Pending::Placed => self.reply(
+                    "That's already ordered.".into(),
+                    "Das ist schon bestellt.".into(),
+                ),
                 Pending::Confirmation { at } => Turn {
                     reply: self.say("Ordering now.".into(), "Ich bestelle jetzt.".into()),
                     action: Action::Place {
@@ -369,9 +375,24 @@ impl Conversation {
         turn
     }
 
-    /// The order went through: the draft starts over (a second "yes" gets the same key, so
-    /// the same order).
+    /// The buyer's last order's lines become the draft (undoable).
+    pub fn reorder(&mut self, lines: &[(String, u32)]) {
+        self.change(|draft| {
+            draft.lines = lines
+                .iter()
+                .map(|(sku, quantity)| Line {
+                    sku: sku.clone(),
+                    quantity: *quantity,
+                })
+                .collect();
+        });
+    }
+
+    /// The order went through: the draft starts over, and another "yes" orders nothing.
     pub fn placed(&mut self) {
+        if let Pending::Confirmation { .. } = self.pending {
+            self.pending = Pending::Placed;
+        }
         self.earlier.clear();
         self.draft = Draft::default();
     }
@@ -418,9 +439,13 @@ mod tests {
         let read = c.read_back("€61.70", "tomorrow", |s| s.to_lowercase());
         assert!(read.reply.contains("3 × tee"), "{}", read.reply);
         let first = talk(&mut c, "yes");
-        let again = talk(&mut c, "yes");
+        // A lost answer: the same yes again, before the service said it placed: the same key.
+        let retried = talk(&mut c, "yes");
         assert!(matches!(first.action, Action::Place { .. }));
-        assert_eq!(first.action, again.action, "the same key: one order");
+        assert_eq!(first.action, retried.action, "the same key: one order");
+        c.placed();
+        let again = talk(&mut c, "yes");
+        assert_eq!(again.action, Action::None, "{}", again.reply);
         assert_eq!(talk(&mut c, "repeat").reply, again.reply);
     }
 

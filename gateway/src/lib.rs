@@ -19,6 +19,7 @@ use oms_platform::{
     runtime::{RunningService, ServiceContext, StartError},
 };
 use oms_proto::{
+    assistant::v1::assistant_service_client::AssistantServiceClient,
     catalog::v1::catalog_service_client::CatalogServiceClient,
     inventory::v1::inventory_service_client::InventoryServiceClient,
     mobile::v1::mobile_order_service_server::MobileOrderServiceServer,
@@ -65,6 +66,13 @@ pub struct Config {
         default_value = "http://127.0.0.1:50056"
     )]
     pub catalog_url: String,
+    /// assistant-svc address(es).
+    #[arg(
+        long = "assistant-url",
+        env = "OMS_ASSISTANT_URL",
+        default_value = "http://127.0.0.1:50057"
+    )]
+    pub assistant_url: String,
     /// The identity provider's JWKS as a file.
     #[arg(long = "jwks-file", env = "OMS_JWKS_FILE")]
     pub jwks_file: Option<PathBuf>,
@@ -153,6 +161,11 @@ pub async fn start(config: Config, ctx: ServiceContext) -> Result<RunningService
         catalog: CatalogServiceClient::new(client::channel(
             "catalog",
             &config.catalog_url,
+            config.call_timeout,
+        )?),
+        assistant: AssistantServiceClient::new(client::channel(
+            "assistant",
+            &config.assistant_url,
             config.call_timeout,
         )?),
     };

@@ -53,6 +53,13 @@ pub mod tracking {
     }
 }
 
+/// `oms.assistant.v1`: the ordering assistant.
+pub mod assistant {
+    pub mod v1 {
+        tonic::include_proto!("oms.assistant.v1");
+    }
+}
+
 /// `oms.catalog.v1`: the catalog service.
 pub mod catalog {
     pub mod v1 {
@@ -75,4 +82,5 @@ pub mod service_names {
     pub const FULFILLMENT: &str = "oms.fulfillment.v1.FulfillmentService";
     pub const TRACKING: &str = "oms.tracking.v1.TrackingService";
     pub const CATALOG: &str = "oms.catalog.v1.CatalogService";
+    pub const ASSISTANT: &str = "oms.assistant.v1.AssistantService";
 }

@@ -185,3 +185,33 @@ pub(super) async fn set_personalization(
         interactions_deleted: answer.interactions_deleted,
     }))
 }
+
+/// One turn of the caller's ordering conversation. Not retried: a turn changes the draft.
+pub(super) async fn converse(
+    api: &MobileApi,
+    request: Request<pb::ConverseRequest>,
+) -> Result<Response<pb::ConverseResponse>, Status> {
+    let call = api.admit(&request, "Converse", scope::WRITE, false).await?;
+    let r = request.into_inner();
+    let message = oms_proto::assistant::v1::ConverseRequest {
+        user_id: call.caller.user_id.clone(),
+        session_id: r.session_id,
+        locale: r.locale,
+        text: r.text,
+        address: r.address,
+    };
+    let turn = api
+        .backends
+        .assistant
+        .clone()
+        .converse(call.forward(message))
+        .await?
+        .into_inner();
+    Ok(Response::new(pb::ConverseResponse {
+        reply: turn.reply,
+        understood: turn.understood,
+        draft: turn.draft,
+        quick_replies: turn.quick_replies,
+        order_id: turn.order_id,
+    }))
+}

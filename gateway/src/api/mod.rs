@@ -7,6 +7,7 @@ use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 use futures::{Stream, StreamExt};
 use oms_platform::{error::ApiError, telemetry::REQUEST_ID_HEADER};
 use oms_proto::{
+    assistant::v1::assistant_service_client::AssistantServiceClient,
     catalog::v1::catalog_service_client::CatalogServiceClient,
     common::v1::Channel as SalesChannel,
     inventory::v1::{self as inv, inventory_service_client::InventoryServiceClient},
@@ -38,6 +39,8 @@ pub struct Backends {
     pub tracking: TrackingServiceClient<Channel>,
     /// catalog-svc.
     pub catalog: CatalogServiceClient<Channel>,
+    /// assistant-svc.
+    pub assistant: AssistantServiceClient<Channel>,
 }
 
 /// The gateway's handlers.
@@ -574,5 +577,12 @@ impl MobileOrderService for MobileApi {
         request: Request<pb::SetPersonalizationRequest>,
     ) -> Result<Response<pb::SetPersonalizationResponse>, Status> {
         catalog::set_personalization(self, request).await
+    }
+
+    async fn converse(
+        &self,
+        request: Request<pb::ConverseRequest>,
+    ) -> Result<Response<pb::ConverseResponse>, Status> {
+        catalog::converse(self, request).await
     }
 }

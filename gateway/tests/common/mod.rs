@@ -113,12 +113,21 @@ pub async fn start_with(options: Options) -> Mesh {
     catalog.server.listen = listen();
     catalog.database = database(dir.path(), "catalog");
     let catalog = oms_catalog_svc::start(catalog, ctx.clone()).await.unwrap();
+    let mut assistant: oms_assistant_svc::Config = config::defaults().unwrap();
+    assistant.server.listen = listen();
+    assistant.catalog_url = catalog.url();
+    assistant.tracking_url = tracking.url();
+    assistant.catalog_refresh = Duration::from_millis(200);
     let mut order: oms_order_svc::Config = config::defaults().unwrap();
     order.server.listen = listen();
     order.database = database(dir.path(), "order");
     order.inventory_url = inventory.url();
     order.fulfillment_url = fulfillment.url();
     let order = oms_order_svc::start(order, ctx.clone()).await.unwrap();
+    assistant.order_url = order.url();
+    let assistant = oms_assistant_svc::start(assistant, ctx.clone())
+        .await
+        .unwrap();
 
     // The identity provider publishes an ES256 key (the dev key) and an RS256 key.
     let key = dev_key::ensure(dir.path()).unwrap();
@@ -134,6 +143,7 @@ pub async fn start_with(options: Options) -> Mesh {
     gateway.inventory_url = inventory.url();
     gateway.tracking_url = tracking.url();
     gateway.catalog_url = catalog.url();
+    gateway.assistant_url = assistant.url();
     gateway.jwks_file = Some(jwks_path);
     gateway.rate_per_user = rate_per_user;
     gateway.rate_burst = rate_per_user * 2;
@@ -148,7 +158,15 @@ pub async fn start_with(options: Options) -> Mesh {
         catalog: CatalogServiceClient::new(channel(catalog.url()).await),
         key,
         ctx,
-        running: vec![gateway, order, catalog, tracking, fulfillment, inventory],
+        running: vec![
+            gateway,
+            assistant,
+            order,
+            catalog,
+            tracking,
+            fulfillment,
+            inventory,
+        ],
         _dir: dir,
     }
 }
