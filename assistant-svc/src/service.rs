@@ -180,10 +180,20 @@ impl Assistant {
             Action::Place { idempotency_key } => self
                 .place(&user, &request.address, &conversation, idempotency_key)
                 .await
-                .map(|order| {
-                    reply = match lang {
-                        Lang::En => format!("Ordered. Your order number ends in {}.", tail(&order)),
-                        Lang::De => {
+                .map(|(order, status)| {
+                    reply = match (lang, status) {
+                        // A high-value order waits for the buyer's passkey, like any other.
+                        (Lang::En, ord::OrderStatus::RequiresVerification) => {
+                            "Almost done: confirm this order with your passkey in the app.".into()
+                        }
+                        (Lang::De, ord::OrderStatus::RequiresVerification) => {
+                            "Fast fertig: bestätige die Bestellung mit deinem Passkey in der App."
+                                .into()
+                        }
+                        (Lang::En, _) => {
+                            format!("Ordered. Your order number ends in {}.", tail(&order))
+                        }
+                        (Lang::De, _) => {
                             format!("Bestellt. Deine Bestellnummer endet auf {}.", tail(&order))
                         }
                     };
@@ -329,7 +339,7 @@ impl Assistant {
         address: &Option<Address>,
         conversation: &Conversation,
         key: &str,
-    ) -> Result<String, Status> {
+    ) -> Result<(String, ord::OrderStatus), Status> {
         let Some(address) = address.clone() else {
             return Err(invalid("address", "required to place an order"));
         };
@@ -355,7 +365,9 @@ impl Assistant {
             })
             .await?
             .into_inner();
-        Ok(placed.order.map(|o| o.order_id).unwrap_or_default())
+        let order = placed.order.unwrap_or_default();
+        let status = order.status();
+        Ok((order.order_id, status))
     }
 
     async fn latest_order(&self, user: &str) -> Result<Option<ord::Order>, Status> {

@@ -6,6 +6,7 @@
 //! latency (p50/p90/p99/max). The mobile scenarios also write a JSON result file and a
 //! latency-over-time plot.
 
+mod assistant;
 mod catalog;
 mod gateway;
 mod inventory;
@@ -51,6 +52,8 @@ enum Scenario {
     Stream(stream::StreamBench),
     /// Searches over a large generated catalog (catalog-svc on SQLite, in this process).
     Catalog(catalog::CatalogBench),
+    /// Text turns of ordering conversations (assistant-svc and catalog-svc, in this process).
+    Assistant(assistant::AssistantBench),
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -63,6 +66,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Stream(bench) => stream::run(bench).await,
         Scenario::Gateway(bench) => gateway::run(bench).await,
         Scenario::Catalog(bench) => catalog::run(bench).await,
+        Scenario::Assistant(bench) => assistant::run(bench).await,
     }
 }
 
