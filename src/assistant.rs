@@ -36,7 +36,6 @@ fn method_name(method: Method) -> &'static str {
 fn window_name(window: Window) -> String {
     const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
     match window {
-        Window::Today => "today".into(),
         Window::Tomorrow => "tomorrow".into(),
         Window::OnWeekday(day) => DAYS[usize::from(day % 7)].into(),
         Window::BeforeHour(hour) => format!("before{hour}"),

@@ -543,7 +543,6 @@ fn understood_of(understood: &nlu::Interpretation) -> Understood {
     }
     if let Some(w) = understood.slots.window {
         let text = match w {
-            Window::Today => "today".to_owned(),
             Window::Tomorrow => "tomorrow".to_owned(),
             Window::OnWeekday(d) => format!("weekday {d}"),
             Window::BeforeHour(h) => format!("before {h}:00"),

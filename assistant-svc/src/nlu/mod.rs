@@ -62,7 +62,6 @@ pub enum Method {
 /// When the buyer wants it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Window {
-    Today,
     Tomorrow,
     /// 0 = Monday.
     OnWeekday(u8),
