@@ -72,6 +72,20 @@ async fn a_spoken_order_from_cart_to_cancellation() {
         .await
         .unwrap_err();
     assert_eq!(empty.code(), Code::InvalidArgument);
+    let long = mesh
+        .gateway
+        .converse(with_token(say("s", &"order ".repeat(2_000)), &ada))
+        .await
+        .unwrap_err();
+    assert_eq!(long.code(), Code::InvalidArgument, "a 12 KB turn");
+    let noise: String = (0..1_500u32)
+        .map(|i| char::from_u32(0x20 + (i * 7919) % 0x2FF).unwrap_or('?'))
+        .collect();
+    let answered = turn(&mut mesh, &ada, "noise", &noise).await;
+    assert!(
+        !answered.reply.is_empty(),
+        "garbage gets an answer, not a failure"
+    );
 
     // The assistant learns the catalog's names in the background.
     let gateway = mesh.gateway.clone();
