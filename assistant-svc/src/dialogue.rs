@@ -375,6 +375,13 @@ impl Conversation {
         turn
     }
 
+    /// The quote could not be read back (no address, no way to deliver): no yes can place.
+    pub fn withdraw(&mut self) {
+        if let Pending::Confirmation { .. } = self.pending {
+            self.pending = Pending::Nothing;
+        }
+    }
+
     /// The buyer's last order's lines become the draft (undoable).
     pub fn reorder(&mut self, lines: &[(String, u32)]) {
         self.change(|draft| {

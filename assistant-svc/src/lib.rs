@@ -4,6 +4,7 @@
 //!   and the details (product, quantity, delivery method and window), with products matched
 //!   against the catalog by spelling and by sound, and a question back when two are close.
 //! * [`dialogue`] — the conversation: the draft, the read-back and the spoken yes, undo.
+//! * [`when`] — a delivery window as said, as the interval the promise must fit.
 //! * [`labelled`] — the labelled utterances it is measured on (`oms assistant evaluate`).
 //! * `service` — one turn against order-svc, catalog-svc and tracking-svc; `api` — the handler.
 //!
@@ -16,6 +17,7 @@ pub mod dialogue;
 pub mod labelled;
 pub mod nlu;
 mod service;
+pub mod when;
 
 use std::{sync::Arc, time::Duration};
 

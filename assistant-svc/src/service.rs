@@ -170,13 +170,29 @@ impl Assistant {
         let mut order_id = String::new();
         let outcome = match &turn.action {
             Action::None => Ok(()),
-            Action::Quote => self
+            Action::Quote => match self
                 .quote(&user, &request.address, &mut conversation, lang)
                 .await
-                .map(|(text, quick)| {
+            {
+                Ok((text, quick)) => {
                     reply = text;
                     quick_replies = quick;
-                }),
+                    Ok(())
+                }
+                // No way to deliver what was asked (the window, the place): said, not failed.
+                Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                    conversation.withdraw();
+                    reply = match lang {
+                        Lang::En => "I can't deliver that as asked. Try another day or \"standard\".".into(),
+                        Lang::De => "So kann ich das nicht liefern. Versuch einen anderen Tag oder \"Standard\".".into(),
+                    };
+                    Ok(())
+                }
+                Err(status) => {
+                    conversation.withdraw();
+                    Err(status)
+                }
+            },
             Action::Place { idempotency_key } => self
                 .place(&user, &request.address, &conversation, idempotency_key)
                 .await
@@ -273,6 +289,7 @@ impl Assistant {
         lang: Lang,
     ) -> Result<(String, Vec<String>), Status> {
         let Some(address) = address.clone() else {
+            conversation.withdraw();
             return Ok((
                 match lang {
                     Lang::En => {
@@ -298,7 +315,7 @@ impl Assistant {
                 currency_code: "EUR".into(),
                 preference: Some(DeliveryPreference {
                     method: method.into(),
-                    window: None,
+                    window: window_of(conversation),
                 }),
             })
             .await?
@@ -359,7 +376,7 @@ impl Assistant {
                 currency_code: "EUR".into(),
                 preference: Some(DeliveryPreference {
                     method: method.into(),
-                    window: None,
+                    window: window_of(conversation),
                 }),
                 ..Default::default()
             })
@@ -495,6 +512,16 @@ impl Assistant {
             Lang::De => "Deine letzte Bestellung liegt wieder im Warenkorb. Sag \"bestellen\", wenn du so weit bist.".into(),
         })
     }
+}
+
+/// The delivery window the buyer asked for, as the planner takes it.
+fn window_of(conversation: &Conversation) -> Option<oms_proto::common::v1::TimeWindow> {
+    let window = conversation.draft().window?;
+    let (start, end) = crate::when::interval(window, chrono::Utc::now());
+    Some(oms_proto::common::v1::TimeWindow {
+        start: Some(oms_platform::events::to_timestamp(start)),
+        end: Some(oms_platform::events::to_timestamp(end)),
+    })
 }
 
 fn no_order(lang: Lang) -> String {
