@@ -53,6 +53,8 @@ pub struct Assistant {
     known: RwLock<Known>,
     sessions: Mutex<HashMap<(String, String), (Conversation, Instant)>>,
     ttl: Duration,
+    /// When expired conversations were last swept (at most once a second, not every turn).
+    swept: Mutex<Instant>,
 }
 
 fn invalid(field: &str, description: &str) -> Status {
@@ -67,6 +69,7 @@ impl Assistant {
             known: RwLock::default(),
             sessions: Mutex::default(),
             ttl,
+            swept: Mutex::new(Instant::now()),
         }
     }
 
@@ -150,7 +153,12 @@ impl Assistant {
         let (mut conversation, turn) = {
             let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
             let ttl = self.ttl;
-            sessions.retain(|_, (_, used)| used.elapsed() < ttl);
+            let mut swept = self.swept.lock().unwrap_or_else(PoisonError::into_inner);
+            if swept.elapsed() >= Duration::from_secs(1) {
+                sessions.retain(|_, (_, used)| used.elapsed() < ttl);
+                *swept = Instant::now();
+            }
+            drop(swept);
             if sessions.len() >= MAX_SESSIONS
                 && let Some(oldest) = sessions
                     .iter()
@@ -159,8 +167,10 @@ impl Assistant {
             {
                 sessions.remove(&oldest);
             }
+            // A conversation past its time starts over even before the sweep finds it.
             let (mut conversation, _) = sessions
                 .remove(&(user.clone(), session.clone()))
+                .filter(|(_, used)| used.elapsed() < ttl)
                 .unwrap_or_else(|| (Conversation::new(&session, lang), Instant::now()));
             let turn = conversation.turn(&understood, |sku| self.name_of(sku, lang));
             (conversation, turn)
