@@ -3,7 +3,7 @@
 //! products, and searches, browses and gets them as the app does.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use oms_platform::{
     bus::{self, Area, EventBus},
@@ -216,20 +216,7 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_finds_browses_and_places_products_in_the_room() {
-    oms_platform::telemetry::init_for_tests();
-    let nats = NatsServer::start().await;
-    let bus = bus::connect(&BusArgs {
-        nats_url: Some(nats.url()),
-        namespace: namespace(),
-        ..BusArgs::default()
-    })
-    .await
-    .unwrap();
-    let ctx = ServiceContext::new(bus.clone());
-    let database = TestDatabase::postgres().await;
-    let mut config: oms_catalog_svc::Config = config::defaults().unwrap();
-    config.server.listen = Some("127.0.0.1:0".parse().unwrap());
-    config.database = DatabaseArgs::new(&database.url);
+    let (_nats, bus, ctx, database) = world().await;
     // Centers and stock said before the service starts reach it through its durable consumer.
     publish_center(
         bus.as_ref(),
@@ -242,14 +229,7 @@ async fn the_app_finds_browses_and_places_products_in_the_room() {
         ),
     )
     .await;
-    let running = oms_catalog_svc::start(config, ctx.clone()).await.unwrap();
-    let mut client = CatalogServiceClient::new(
-        tonic::transport::Endpoint::from_shared(running.url())
-            .unwrap()
-            .connect()
-            .await
-            .unwrap(),
-    );
+    let (running, mut client) = start_catalog(&ctx, &database).await;
     publish_center(
         bus.as_ref(),
         center(
@@ -471,6 +451,22 @@ async fn the_app_finds_browses_and_places_products_in_the_room() {
     running.wait().await.unwrap();
 }
 
+/// A NATS JetStream server of the test's own, the bus on it, a service context and a
+/// PostgreSQL database.
+async fn world() -> (NatsServer, Arc<dyn EventBus>, ServiceContext, TestDatabase) {
+    oms_platform::telemetry::init_for_tests();
+    let nats = NatsServer::start().await;
+    let bus = bus::connect(&BusArgs {
+        nats_url: Some(nats.url()),
+        namespace: namespace(),
+        ..BusArgs::default()
+    })
+    .await
+    .unwrap();
+    let ctx = ServiceContext::new(bus.clone());
+    (nats, bus, ctx, TestDatabase::postgres().await)
+}
+
 /// catalog-svc on `database`, its client.
 async fn start_catalog(
     ctx: &ServiceContext,
@@ -546,17 +542,7 @@ fn recommend(user: &str, surface: pb::RecommendationSurface, sku: &str) -> pb::R
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recommendations_learn_from_orders_and_views_and_forget_on_opt_out() {
-    oms_platform::telemetry::init_for_tests();
-    let nats = NatsServer::start().await;
-    let bus = bus::connect(&BusArgs {
-        nats_url: Some(nats.url()),
-        namespace: namespace(),
-        ..BusArgs::default()
-    })
-    .await
-    .unwrap();
-    let ctx = ServiceContext::new(bus.clone());
-    let database = TestDatabase::postgres().await;
+    let (_nats, bus, ctx, database) = world().await;
     let (running, mut client) = start_catalog(&ctx, &database).await;
     publish_center(
         bus.as_ref(),
