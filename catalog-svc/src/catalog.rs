@@ -58,13 +58,13 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// The catalog of `store`, its products loaded and indexed.
-    pub async fn load(
+    /// The catalog of `store` holding `products` (read from it at start), indexed.
+    pub fn new(
         store: Store,
+        products: Vec<Product>,
         availability: Arc<Availability>,
         tastes: Arc<Tastes>,
     ) -> Result<Self, CatalogError> {
-        let products = store.products().await?;
         let search = SearchIndex::new()?;
         search.index(&products)?;
         Ok(Self {

@@ -67,7 +67,12 @@ pub async fn start(config: Config, ctx: ServiceContext) -> Result<RunningService
     // Live first, then the tables: nothing said in between is missed.
     let live = stock::subscribe(ctx.bus.as_ref()).await?;
     let loaded = |e: domain::CatalogError| StartError::Config(e.to_string());
-    let tastes = Arc::new(tastes::Tastes::load(&store).await.map_err(loaded)?);
+    let products = store.products().await.map_err(loaded)?;
+    let tastes = Arc::new(
+        tastes::Tastes::load(&store, &products)
+            .await
+            .map_err(loaded)?,
+    );
     tasks.spawn(stock::follow(
         ctx.bus.clone(),
         availability.clone(),
@@ -96,11 +101,8 @@ pub async fn start(config: Config, ctx: ServiceContext) -> Result<RunningService
     let consumer = IdempotentConsumer::new(db, ctx.bus.clone(), orders, purchases);
     tasks.spawn(consumer.run(ctx.shutdown.clone()));
 
-    let catalog = Arc::new(
-        catalog::Catalog::load(store, availability, tastes)
-            .await
-            .map_err(loaded)?,
-    );
+    let catalog =
+        Arc::new(catalog::Catalog::new(store, products, availability, tastes).map_err(loaded)?);
     if config.sample_catalog && catalog.is_empty() {
         catalog
             .import_all(sample::products())

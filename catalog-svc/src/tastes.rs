@@ -16,6 +16,7 @@ use oms_platform::{
     events::from_timestamp,
 };
 use oms_proto::{
+    catalog::v1::Product,
     events::v1::{Envelope, envelope::Payload},
     order::v1::OrderStatus,
 };
@@ -83,10 +84,9 @@ pub fn purchase_of(event: &Envelope) -> Option<(String, Purchase)> {
 }
 
 impl Tastes {
-    /// Rebuilt from the tables.
-    pub async fn load(store: &Store) -> Result<Self, CatalogError> {
+    /// Rebuilt from the tables; `products` are the catalog's (for their categories).
+    pub async fn load(store: &Store, products: &[Product]) -> Result<Self, CatalogError> {
         let tastes = Self::default();
-        let products = store.products().await?;
         tastes.set_categories(
             products
                 .iter()
