@@ -228,25 +228,11 @@ pub async fn follow(
 pub async fn subscribe(
     bus: &dyn EventBus,
 ) -> Result<BoxStream<'static, Result<Delivery, BusError>>, BusError> {
-    use oms_platform::bus::{Area, ConsumerSpec, StartFrom};
-    let levels = ConsumerSpec {
-        start: StartFrom::New,
-        durable: None,
-        ..ConsumerSpec::replay(Area::Inventory, 1)
-    }
-    .with_filter("oms.inventory.*.level_changed");
-    let centers = ConsumerSpec {
-        start: StartFrom::New,
-        durable: None,
-        ..ConsumerSpec::replay(Area::Fulfillment, 1)
-    }
-    .with_filter("oms.fulfillment.*.center_upserted");
-    let orders = ConsumerSpec {
-        start: StartFrom::New,
-        durable: None,
-        ..ConsumerSpec::replay(Area::Order, 1)
-    }
-    .with_filter("oms.order.*.status_changed");
+    use oms_platform::bus::{Area, ConsumerSpec};
+    let levels = ConsumerSpec::live(Area::Inventory).with_filter("oms.inventory.*.level_changed");
+    let centers =
+        ConsumerSpec::live(Area::Fulfillment).with_filter("oms.fulfillment.*.center_upserted");
+    let orders = ConsumerSpec::live(Area::Order).with_filter("oms.order.*.status_changed");
     let streams = vec![
         bus.consume(levels).await?,
         bus.consume(centers).await?,

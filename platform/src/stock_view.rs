@@ -19,7 +19,7 @@ use oms_proto::{events::v1::envelope::Payload, inventory::v1::StockLevel};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::{Area, ConsumerSpec, EventBus, StartFrom};
+use crate::bus::{Area, ConsumerSpec, EventBus};
 
 /// A level as the view knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,12 +170,7 @@ impl StockView {
 /// from now on (every replica listens). Whenever the subscription breaks the view is
 /// cleared, since what happened meanwhile is unknown.
 pub async fn follow(bus: Arc<dyn EventBus>, view: Arc<StockView>, shutdown: CancellationToken) {
-    let spec = ConsumerSpec {
-        start: StartFrom::New,
-        durable: None,
-        ..ConsumerSpec::replay(Area::Inventory, 1)
-    }
-    .with_filter("oms.inventory.*.level_changed");
+    let spec = ConsumerSpec::live(Area::Inventory).with_filter("oms.inventory.*.level_changed");
     while !shutdown.is_cancelled() {
         let mut deliveries = match bus.consume(spec.clone()).await {
             Ok(stream) => {

@@ -11,7 +11,7 @@ use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use oms_platform::{
-    bus::{Area, ConsumerSpec, EventBus, StartFrom},
+    bus::{Area, ConsumerSpec, EventBus},
     events::now,
 };
 use oms_proto::{
@@ -232,24 +232,13 @@ async fn read_feed(store: &Store, hub: &Hub, last: &mut i64) {
 /// from now on: a missed position is superseded by the next one).
 pub async fn relay_live_events(bus: Arc<dyn EventBus>, hub: Arc<Hub>, shutdown: CancellationToken) {
     let specs = [
-        live(Area::Tracking),
-        ConsumerSpec {
-            filter: Some("oms.inventory.*.level_changed".into()),
-            ..live(Area::Inventory)
-        },
+        ConsumerSpec::live(Area::Tracking),
+        ConsumerSpec::live(Area::Inventory).with_filter("oms.inventory.*.level_changed"),
     ];
     let relays = specs
         .into_iter()
         .map(|spec| relay(bus.clone(), hub.clone(), spec, shutdown.clone()));
     futures::future::join_all(relays).await;
-}
-
-fn live(area: Area) -> ConsumerSpec {
-    ConsumerSpec {
-        start: StartFrom::New,
-        durable: None,
-        ..ConsumerSpec::replay(area, 1)
-    }
 }
 
 async fn relay(

@@ -167,6 +167,15 @@ impl ConsumerSpec {
         }
     }
 
+    /// An ephemeral consumer of an area's events from now on (every process its own: what it
+    /// missed before subscribing it learns elsewhere).
+    pub fn live(area: Area) -> Self {
+        Self {
+            start: StartFrom::New,
+            ..Self::replay(area, 1)
+        }
+    }
+
     /// Only events whose subject matches `pattern`.
     pub fn with_filter(mut self, pattern: impl Into<String>) -> Self {
         self.filter = Some(pattern.into());
